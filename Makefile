@@ -1,0 +1,45 @@
+# Tenure: `make demo` runs the whole platform end to end; `make test` runs the test suite.
+# Both create the virtual environment from requirements.lock on first use.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.tenure-installed
+PYTEST_WORKERS ?= 2
+
+.DEFAULT_GOAL := help
+.PHONY: help venv demo test test-unit bench lock lint clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -n "$(PYTHON)" || { echo "error: Python 3.11 not found (set PYTHON=/path/to/python3.11)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv
+	$(VENV)/bin/uv pip install --quiet --python $(PY) -r requirements.lock
+	$(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps -e .
+	@touch $(STAMP)
+
+venv: $(STAMP) ## Create .venv from requirements.lock (done by demo and test too)
+
+demo: venv ## Generate data, build features, train, promote, serve, monitor (embedded default)
+	$(VENV)/bin/tenure demo
+
+test: venv ## Run the whole test suite
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -q
+
+test-unit: venv ## Run the fast unit tests only
+	$(PY) -m pytest tests/unit -n $(PYTEST_WORKERS) -q
+
+bench: venv ## Run the benchmarks; results go to benchmarks/results/
+	$(PY) -m benchmarks.run $(BENCH)
+
+lock: ## Re-resolve requirements.lock from pyproject.toml
+	$(PYTHON) -m pip install --quiet uv && $(PYTHON) -m uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+
+lint: venv ## Ruff over the code
+	$(VENV)/bin/ruff check .
+
+clean: ## Remove the workspace (data, features, MLflow, Optuna, logs, reports)
+	rm -rf workspace

@@ -1,0 +1,42 @@
+"""The `tenure` command: one entry point in front of every stage.
+
+Commands are thin: they parse options, load the stage's config and call one importable
+function. Heavy libraries (mlflow, lightgbm, shap, bentoml, evidently) are imported inside the
+commands, so `tenure --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from configs.console import user_errors
+from features.commands import data_app, features_app
+
+app = typer.Typer(
+    name="tenure",
+    help="Tenure: customer risk and value models for leasing, rental and property services.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(data_app, name="data")
+app.add_typer(features_app, name="features")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+
+@app.command("demo")
+@user_errors
+def demo(
+    customers: int = typer.Option(5000, help="Customers in the demo dataset."),
+    months: int = typer.Option(36, help="Months of history."),
+    seed: int = typer.Option(42, help="Random seed."),
+) -> None:
+    """Run the whole platform end to end on the embedded default and print where everything went."""
+    from configs.demo import run_demo
+    from configs.settings import load_settings
+
+    run_demo(load_settings(), customers=customers, months=months, seed=seed)

@@ -1,0 +1,31 @@
+"""Config of the synthetic data generator (`tenure data generate`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from configs import StrictModel
+
+Scenario = Literal["baseline", "downturn", "competitor"]
+
+
+class DataConfig(StrictModel):
+    name: str = Field(default="demo", pattern=r"^[A-Za-z0-9_.-]+$")
+    customers: int = Field(default=5000, ge=50, le=5_000_000)
+    months: int = Field(default=36, ge=12, le=120)
+    seed: int = Field(default=42, ge=0)
+    start_date: dt.date = dt.date(2023, 1, 1)
+    scenario: Scenario = "baseline"
+    # the scenario's shift applies to the last `scenario_months` months of the dataset
+    scenario_months: int = Field(default=6, ge=1, le=24)
+
+    @model_validator(mode="after")
+    def _check(self) -> DataConfig:
+        if self.start_date.day != 1:
+            raise ValueError(f"start_date must be the first day of a month, got {self.start_date}")
+        if self.scenario_months >= self.months:
+            raise ValueError("scenario_months must be smaller than months")
+        return self

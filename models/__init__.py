@@ -1,0 +1,115 @@
+"""Task specs: the one place a task's target, features, constraints and decision policy live.
+
+Each task has `models/<task>.yaml`, validated into a `TaskSpec` on load. Training, serving and
+monitoring read a task only through its spec (or the copy logged with the model in MLflow).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from configs import TenureError
+
+TASKS: tuple[str, ...] = ("default_risk", "churn", "upsell")
+SPEC_DIR = Path(__file__).resolve().parent
+
+
+class SpecError(TenureError, ValueError):
+    """A task spec that cannot be used; the message names the file and the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LabelSpec(_Strict):
+    name: str
+    event: Literal["default_60dpd", "churn", "upsell", "column"]
+    horizon_months: int = Field(ge=1, le=24)
+    eligibility: Literal["active_lease", "active_lease_not_in_default", "all"]
+    definition: str
+
+
+class Tier(_Strict):
+    name: str
+    max_probability: float = Field(gt=0, le=1, description="upper bound (exclusive, 1.0 inclusive)")
+    action: str
+    action_en: str
+    action_zh: str
+    params: dict[str, float | int | str] = Field(default_factory=dict)
+
+
+class TaskSpec(_Strict):
+    name: str
+    title: str
+    question: str
+    positive_means: str = Field(description="what a high score means, for reasons: 'raised the churn risk'")
+    label: LabelSpec
+    features: tuple[str, ...]
+    monotone: dict[str, Literal[-1, 1]] = Field(default_factory=dict)
+    groups: tuple[str, ...] = ("age_band", "city_tier", "industry")
+    tiers: tuple[Tier, ...]
+
+    @model_validator(mode="after")
+    def _check(self) -> TaskSpec:
+        if len(set(self.features)) != len(self.features):
+            dup = sorted({f for f in self.features if self.features.count(f) > 1})
+            raise ValueError(f"features listed twice: {dup}")
+        unknown = [f for f in self.monotone if f not in self.features]
+        if unknown:
+            raise ValueError(f"monotone constraints on features not in the feature list: {unknown}")
+        bounds = [t.max_probability for t in self.tiers]
+        if not bounds or bounds != sorted(bounds) or len(set(bounds)) != len(bounds) or bounds[-1] != 1.0:
+            raise ValueError(
+                f"tiers must have strictly increasing max_probability ending at 1.0, got {bounds}"
+            )
+        return self
+
+    def tier_for(self, probability: float) -> Tier:
+        """The tier a probability falls in (upper bounds exclusive, the last one inclusive)."""
+        for tier in self.tiers:
+            if probability < tier.max_probability:
+                return tier
+        return self.tiers[-1]
+
+    def monotone_vector(self) -> list[int]:
+        """LightGBM's `monotone_constraints`, aligned with `features`."""
+        return [int(self.monotone.get(f, 0)) for f in self.features]
+
+
+def load_spec_file(path: Path) -> TaskSpec:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError as exc:
+        raise SpecError(f"task spec {path} does not exist") from exc
+    except yaml.YAMLError as exc:
+        raise SpecError(f"task spec {path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise SpecError(f"task spec {path} must be a mapping, got {type(raw).__name__}")
+    try:
+        spec = TaskSpec.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()
+        )
+        raise SpecError(f"task spec {path} is invalid: {problems}") from exc
+    from features.definitions import FEATURES_BY_NAME
+
+    if spec.label.event != "column":
+        missing = [f for f in spec.features if f not in FEATURES_BY_NAME]
+        if missing:
+            raise SpecError(f"task spec {path}: features not defined in features.definitions: {missing}")
+    return spec
+
+
+@cache
+def load_spec(task: str) -> TaskSpec:
+    """The spec of a built-in task (`default_risk`, `churn` or `upsell`)."""
+    if task not in TASKS:
+        raise SpecError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    return load_spec_file(SPEC_DIR / f"{task}.yaml")
