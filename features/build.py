@@ -145,7 +145,10 @@ def compute_panel(dataset) -> Panel:  # dataset: features.validate.Dataset
     leases = dataset["leases"]
     lc = cidx_of(leases["customer_id"])
     l_first = _month_index(leases["start_date"], start) + 1
-    l_stop = np.minimum(_month_index(leases["closed_date"], start) + 1, n_snap)
+    # active at snapshot k when it started before k and had not ended before k's eve: a lease
+    # whose last day is the month's last day still counts, so a renewal starting on the 1st is
+    # seamless rather than a month without a lease
+    l_stop = np.minimum(_month_index(leases["closed_date"] + pd.Timedelta(days=1), start) + 1, n_snap)
     rent = leases["monthly_rent"].to_numpy(dtype=float)
     cols["active_leases"] = _state_panel(lc, l_first, l_stop, n, n_snap)
     cols["monthly_rent_total"] = _state_panel(lc, l_first, l_stop, n, n_snap, rent)

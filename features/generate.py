@@ -30,6 +30,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,6 @@ import pyarrow.parquet as pq
 from configs import TenureError
 from configs.data import DataConfig
 from features import schema
-from features.definitions import FEATURES_BY_NAME
 from features.manifest import MANIFEST_FILE, build_manifest, table_entries, write_manifest
 
 GENERATOR = "tenure-synthetic"
@@ -71,25 +71,21 @@ SCENARIOS: dict[str, Scenario] = {
     "downturn": Scenario(
         "downturn",
         ("late_payments_12m", "late_share_12m", "dpd_max_12m", "dpd_current", "overdue_amount_ratio",
-         "partial_payments_12m", "avg_days_to_pay_6m", "utilisation_3m", "hours_used_3m",
-         "contacts_phone_6m"),
+         "partial_payments_12m", "avg_days_to_pay_6m", "utilisation_3m", "utilisation_trend",
+         "hours_used_3m", "contacts_phone_6m"),
         {"default_rate": "x2.5", "upsell_rate": "x0.6"},
         "An economic downturn: customers pay later and more often in part (more collection calls), "
-        "use their assets less, default more often and take fewer extra assets.",
+        "use their assets less and less, default more often and take fewer extra assets.",
     ),
     "competitor": Scenario(
         "competitor",
-        ("complaints_6m", "satisfaction_last", "satisfaction_avg_12m", "contacts_app_6m",
+        ("complaints_6m", "tickets_6m", "satisfaction_last", "satisfaction_avg_12m", "contacts_app_6m",
          "contacts_email_6m", "email_opens_6m"),
         {"churn_rate": "x2"},
         "A competitor's offer: more complaints and lower satisfaction, customers drift away from "
         "the app and e-mail, and fewer renew (churn doubles).",
     ),
 }
-for _sc in SCENARIOS.values():  # a scenario may only name features the builder produces
-    assert all(f in FEATURES_BY_NAME for f in _sc.shifted_features), _sc.name
-
-
 # ------------------------------------------------------------------------------ priors & tables
 
 _IDX = {name: {v: i for i, v in enumerate(values)} for name, values in {
@@ -149,6 +145,7 @@ FAULT_RATE = np.array([.06, .22, .14, .09, .02])  # faults per asset-month
 SIZE_RENT = np.array([1.6, 1.0, 0.6])  # high / middle / low
 SIZE_RISK = np.array([-0.25, 0.0, 0.35])
 TECH = np.isin(np.array(schema.INDUSTRIES), ["it", "medical", "education"])
+INDUSTRY_SHOCK_SD = 0.07  # monthly innovation of the industry-wide distress (AR(1), 0.8)
 # lunar new year (Jan/Feb) strains cash flow; December closes the books
 SEASON_DISTRESS = {1: 0.25, 2: 0.40, 3: 0.10, 12: 0.10}
 CAMPAIGN_MONTH = {3: 0.25, 6: 0.15, 9: 0.25, 11: 0.30}  # extra campaign exposure in promo months
@@ -165,29 +162,31 @@ CONTACT_RATE = 0.75  # contacts per customer-month before engagement effects
 POINTS = {"contact": np.array([0., 0., 2., 5., 20.]), "email_open": 1., "referral": 500.}
 
 # hazards (logit intercepts), calibrated so that the builder's labels have realistic rates
-A_DEFAULT = -7.1
-A_LEAVE = np.array([-4.1, -2.4, -1.3])  # at lease end, by term type (temporary, short, long)
-A_QUIT = -6.3  # ends every lease early this month
-A_RETURN = -6.6  # returns one of several assets early
-A_UPSELL = -5.0
+A_DEFAULT = -7.45
+A_LEAVE = np.array([-4.5, -2.8, -1.7])  # at lease end, by term type (temporary, short, long)
+A_QUIT = -6.0  # ends every lease early this month
+A_RETURN = -5.0  # returns one of several assets early
+A_UPSELL = -4.8
 
 # scenario strengths
 DOWNTURN_DISTRESS = 0.75
 DOWNTURN_DISTRESS_INDUSTRY = 0.35  # extra for construction, manufacturing, retail, hospitality
-DOWNTURN_UTIL = -0.55
+DOWNTURN_UTIL = -0.8  # on the logit of capacity use, reached in the last month (deepening)
+DOWNTURN_HOURS = -0.25  # fewer shifts: log-factor on hours, reached in the last month
 DOWNTURN_UPSELL = -0.5
-COMPETITOR_CHURN = 0.8
+DOWNTURN_DEFAULT = 0.4  # on the default logit, beyond what the higher distress does
+DOWNTURN_PARTIAL = 0.6  # on the logit of paying only part of an invoice
+COMPETITOR_CHURN = 1.2
 COMPETITOR_COMPLAINTS = 2.5
 COMPETITOR_SATISFACTION = -0.9
 COMPETITOR_DIGITAL = 0.45  # app and e-mail contacts and e-mail opens multiplied by this
 
 
+NO_DAY = np.iinfo(np.int64).min // 2  # a missing date in the day arrays
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
-
-
-def _days(d: dt.date) -> int:
-    return int(np.datetime64(d, "D").astype(np.int64))
 
 
 def _add_months(days: np.ndarray, k: np.ndarray | int) -> np.ndarray:
@@ -228,8 +227,13 @@ class _Chunks:
         for k, v in cols.items():
             self.parts.setdefault(k, []).append(np.asarray(v))
 
-    def concat(self) -> dict[str, np.ndarray]:
-        return {k: np.concatenate(v) for k, v in self.parts.items()}
+    def take(self) -> dict[str, np.ndarray]:
+        """The concatenated columns; the chunks are released."""
+        parts, self.parts = self.parts, {}
+        out = {}
+        for k in list(parts):
+            out[k] = np.concatenate(parts.pop(k))
+        return out
 
 
 _LEASE_FIELDS: dict[str, Any] = {
@@ -296,59 +300,26 @@ class _Simulation:
 
     def _customers(self) -> None:
         r, N = self.r_cust, self.N
-        indiv = r.random(N) >= P_BUSINESS
-        self.indiv = indiv
-        self.industry = r.choice(len(P_INDUSTRY), N, p=P_INDUSTRY)
-        self.size = r.choice(3, N, p=P_SIZE)
-        self.age = np.where(indiv, r.choice(3, N, p=P_AGE), -1)
-        self.city = r.choice(4, N, p=P_CITY)
-        self.region = r.choice(5, N, p=P_REGION)
-        self.acq = np.where(indiv, r.choice(5, N, p=P_ACQ["individual"]), r.choice(5, N, p=P_ACQ["business"]))
-        self.pay = np.where(indiv, r.choice(5, N, p=P_PAY["individual"]), r.choice(5, N, p=P_PAY["business"]))
-
-        # credit: one latent creditworthiness z behind class, score and (partly) debt
-        z = r.standard_normal(N)
-        self.credit_class = np.where(z > 0.2533, 0, np.where(z < -1.2816, 2, 1))  # 40 / 50 / 10 %
-        score = np.clip(np.round(655 + 75 * (0.85 * z + 0.53 * r.standard_normal(N))), 300, 850)
-        self.score_obs = np.where(r.random(N) < 0.08, np.nan, score)
-        log_debt = np.log(np.where(indiv, 0.35, 0.55)) - 0.25 * z + 0.6 * r.standard_normal(N)
-        debt = np.clip(np.round(np.exp(log_debt), 3), 0.01, 5.0)
-        self.debt_obs = np.where(r.random(N) < 0.05, np.nan, debt)
-        self.blacklisted = r.random(N) < np.array([0.005, 0.015, 0.09])[self.credit_class]
-        ldz = (np.log(debt) - np.log(debt).mean()) / (np.log(debt).std() + 1e-9)
-        self.base_risk = (-0.8 * z + 0.6 * ldz + 0.9 * self.blacklisted + SIZE_RISK[self.size]
-                          + 0.1 * indiv + 0.5 * r.standard_normal(N))
-
-        # sign-up: ~55 % before the data start (tenure spread over years), the rest joining during it
+        pre = r.random(N) < 0.55  # signed up before the data start
+        prof = self._draw_profiles(r, pre)
+        # The book at the start is what survived years of defaults and churn: draw the
+        # pre-existing customers from a larger pool, weighted by the chance of still being here,
+        # so the portfolio does not drift towards safer, happier customers during the data.
+        n_pre = int(pre.sum())
+        extra = self._draw_profiles(r, np.ones(2 * n_pre, dtype=bool))
+        cand = {k: np.concatenate([v[pre], extra[k]]) for k, v in prof.items()}
+        months = np.minimum(cand["months_before"], 60)
+        h_default = _sigmoid(A_DEFAULT + 1.2 * cand["base_risk"] + 1.0)
+        h_churn = 0.02 * np.exp(1.2 * cand["S0"] - 0.4 * cand["E"] - 0.3)
+        w = np.exp(-months * (h_default + h_churn))
+        pick = r.choice(len(w), n_pre, replace=False, p=w / w.sum())
+        for k, v in prof.items():
+            v[pre] = cand[k][pick]
+        for k, v in prof.items():
+            setattr(self, k, v)
+        self.join_m = np.where(pre, -1, self.join_m)
+        self.signup = np.where(pre, self.signup_before, self.signup_during)
         start0 = self.month_start[0]
-        pre = r.random(N) < 0.55
-        months_before = np.minimum(1 + np.floor(r.exponential(40, N)), 180).astype(np.int64)
-        first_of = _add_months(np.full(N, start0), -months_before)
-        before = first_of + np.floor(r.random(N) * 28).astype(np.int64)
-        w = np.array([JOIN_SEASON[int(c)] for c in self.cal_month[: self.M]])
-        join_m = r.choice(self.M, N, p=w / w.sum())
-        length = self.month_start[join_m + 1] - self.month_start[join_m]
-        during = self.month_start[join_m] + np.floor(r.random(N) * length).astype(np.int64)
-        self.signup = np.where(pre, before, during)
-        self.join_m = np.where(pre, -1, join_m)
-        tenure0 = np.where(pre, months_before, 0)
-        mem_score = tenure0 / 30 + 0.5 * (self.size == 0) - 0.3 * (self.size == 2) + 0.7 * r.standard_normal(N)
-        self.membership = np.digitize(mem_score, [1.0, 2.2, 3.4])
-
-        # hidden drivers of churn, service, growth, usage and engagement
-        self.S0 = (0.55 * r.standard_normal(N) + 0.25 * indiv + 0.2 * (self.acq == _IDX["acq"]["online"])
-                   - 0.15 * (self.membership >= 2) + 0.25 * (self.city == 3))
-        self.svc = r.standard_normal(N) - 0.4 * (self.city == 3) - 0.2 * (self.city == 2)
-        self.G0 = (0.8 * r.standard_normal(N) + 0.45 * TECH[self.industry] + 0.2 * (self.size == 0)
-                   - 0.2 * (self.size == 2) - 0.15)
-        self.L0 = 0.3 + 0.6 * r.standard_normal(N)
-        self.E = 0.5 * r.standard_normal(N)
-        pref_key = np.where(indiv, np.array(["young", "middle_aged", "elderly"])[np.maximum(self.age, 0)], "business")
-        self.ch_pref = np.stack([CH_PREF[k] for k in pref_key]) * np.exp(0.35 * r.standard_normal((N, 5)))
-        self.ch_pref /= self.ch_pref.sum(axis=1, keepdims=True)
-        term_p = np.where(indiv[:, None], _p(schema.TERM_TYPES, {"temporary": .38, "short_term": .48, "long_term": .14}),
-                          _p(schema.TERM_TYPES, {"temporary": .26, "short_term": .51, "long_term": .23}))
-        self.term_pref = _choice_rows(r, term_p)
 
         # dynamic state
         self.state = np.zeros(N, dtype=np.int8)  # 0 not yet joined, 1 active, 2 churned, 3 defaulted
@@ -357,6 +328,7 @@ class _Simulation:
         self.G = self.G0.copy()
         self.L = self.L0 + 0.5 * self.G0 + 0.2 * r.standard_normal(N)
         self.S_bump = np.zeros(N)
+        self.last_rise = np.zeros(N)  # rent rise accepted at the latest renewal
         self.in_default = np.zeros(N, dtype=bool)
         self.close_day = np.zeros(N, dtype=np.int64)
         self.ind_shock = np.zeros(len(schema.INDUSTRIES))
@@ -365,6 +337,64 @@ class _Simulation:
         idx = np.flatnonzero(pre)
         self._initial_leases(idx, start0)
         self.state[idx] = 1
+
+    def _draw_profiles(self, r: np.random.Generator, pre: np.ndarray) -> dict[str, np.ndarray]:
+        """Profile, credit and hidden drivers of customers (`pre`: signed up before the start)."""
+        n = len(pre)
+        indiv = r.random(n) >= P_BUSINESS
+        industry = r.choice(len(P_INDUSTRY), n, p=P_INDUSTRY)
+        size = r.choice(3, n, p=P_SIZE)
+        age = np.where(indiv, r.choice(3, n, p=P_AGE), -1)
+        city = r.choice(4, n, p=P_CITY)
+        acq = np.where(indiv, r.choice(5, n, p=P_ACQ["individual"]), r.choice(5, n, p=P_ACQ["business"]))
+        out: dict[str, np.ndarray] = {
+            "indiv": indiv, "industry": industry, "size": size, "age": age, "city": city,
+            "region": r.choice(5, n, p=P_REGION), "acq": acq,
+            "pay": np.where(indiv, r.choice(5, n, p=P_PAY["individual"]), r.choice(5, n, p=P_PAY["business"])),
+        }
+        # credit: one latent creditworthiness z behind class, score and (partly) debt
+        z = r.standard_normal(n)
+        cls = np.where(z > 0.2533, 0, np.where(z < -1.2816, 2, 1))  # 40 / 50 / 10 %
+        score = np.clip(np.round(655 + 75 * (0.85 * z + 0.53 * r.standard_normal(n))), 300, 850)
+        log_debt = np.log(np.where(indiv, 0.35, 0.55)) - 0.25 * z + 0.6 * r.standard_normal(n)
+        debt = np.clip(np.round(np.exp(log_debt), 3), 0.01, 5.0)
+        black = r.random(n) < np.array([0.008, 0.02, 0.13])[cls]
+        out.update(
+            credit_class=cls, blacklisted=black,
+            score_obs=np.where(r.random(n) < 0.08, np.nan, score),
+            debt_obs=np.where(r.random(n) < 0.05, np.nan, debt),
+            base_risk=(-0.8 * z + 0.6 * (np.log(debt) + 0.75) / 0.65 + 0.9 * black + SIZE_RISK[size]
+                       + 0.1 * indiv + 0.5 * r.standard_normal(n)),
+        )
+        # sign-up: tenure spread over years before the start, or a month of the data (seasonal)
+        start0 = self.month_start[0]
+        months_before = np.minimum(1 + np.floor(r.exponential(40, n)), 180).astype(np.int64)
+        before = _add_months(np.full(n, start0), -months_before) + np.floor(r.random(n) * 28).astype(np.int64)
+        w = np.array([JOIN_SEASON[int(c)] for c in self.cal_month[: self.M]])
+        join_m = r.choice(self.M, n, p=w / w.sum())
+        length = self.month_start[join_m + 1] - self.month_start[join_m]
+        during = self.month_start[join_m] + np.floor(r.random(n) * length).astype(np.int64)
+        tenure0 = np.where(pre, months_before, 0)
+        mem_score = tenure0 / 30 + 0.5 * (size == 0) - 0.3 * (size == 2) + 0.7 * r.standard_normal(n)
+        membership = np.digitize(mem_score, [1.0, 2.2, 3.4])
+        out.update(months_before=months_before, signup_before=before, signup_during=during,
+                   join_m=join_m, membership=membership)
+        # hidden drivers of churn, service, growth, usage and engagement
+        pref_key = np.where(indiv, np.array(["young", "middle_aged", "elderly"])[np.maximum(age, 0)], "business")
+        ch_pref = np.stack([CH_PREF[k] for k in pref_key]) * np.exp(0.35 * r.standard_normal((n, 5)))
+        term_p = np.where(indiv[:, None], _p(schema.TERM_TYPES, {"temporary": .38, "short_term": .48, "long_term": .14}),
+                          _p(schema.TERM_TYPES, {"temporary": .26, "short_term": .51, "long_term": .23}))
+        out.update(
+            S0=(0.55 * r.standard_normal(n) + 0.25 * indiv + 0.2 * (acq == _IDX["acq"]["online"])
+                - 0.15 * (membership >= 2) + 0.25 * (city == 3)),
+            svc=r.standard_normal(n) - 0.4 * (city == 3) - 0.2 * (city == 2),
+            G0=(0.8 * r.standard_normal(n) + 0.45 * TECH[industry] + 0.2 * (size == 0) - 0.2 * (size == 2) - 0.15),
+            L0=0.3 + 0.6 * r.standard_normal(n),
+            E=0.5 * r.standard_normal(n),
+            ch_pref=ch_pref / ch_pref.sum(axis=1, keepdims=True),
+            term_pref=_choice_rows(r, term_p),
+        )
+        return out
 
     def _initial_leases(self, custs: np.ndarray, start0: int) -> None:
         r = self.r_cust
@@ -426,7 +456,7 @@ class _Simulation:
             cust=c, asset=asset, origin=origin if np.ndim(origin) else np.full(n, origin),
             renewal_of=np.full(n, -1) if renewal_of is None else renewal_of, term=term, start=start,
             end=end, term_months=months, rent=rent, rate=rate, deposit=deposit, deposit_ratio=dep_ratio,
-            insurance=insurance, maintenance=maintenance, status=np.zeros(n), closed=np.full(n, -1),
+            insurance=insurance, maintenance=maintenance, status=np.zeros(n), closed=np.full(n, NO_DAY),
             open=np.ones(n, dtype=bool), util_off=util_off, fault_mult=fault_mult)
 
     def _close(self, leases: np.ndarray, status: str, day: np.ndarray) -> None:
@@ -461,19 +491,23 @@ class _Simulation:
         cal = int(self.cal_month[m])
 
         # hidden state
-        self.ind_shock = 0.8 * self.ind_shock + 0.12 * r.standard_normal(len(self.ind_shock))
+        self.ind_shock = 0.8 * self.ind_shock + INDUSTRY_SHOCK_SD * r.standard_normal(len(self.ind_shock))
         self.D = 0.7 * self.D + 0.3 * self.base_risk + self.ind_shock[self.industry] + 0.45 * r.standard_normal(N)
         D_eff = self.D + SEASON_DISTRESS.get(cal, 0.0)
         if downturn:
             hit = np.isin(self.industry, [_IDX["industry"][k] for k in
                                           ("construction", "manufacturing", "retail", "hospitality")])
             D_eff = D_eff + DOWNTURN_DISTRESS + DOWNTURN_DISTRESS_INDUSTRY * hit
-        self.S = 0.75 * self.S + 0.25 * self.S0 + self.S_bump + 0.3 * r.standard_normal(N)
+        # feedback from last month's experience, saturating so that it cannot run away
+        self.S = np.clip(0.75 * self.S + 0.25 * self.S0 + np.minimum(self.S_bump, 1.0)
+                         + 0.3 * r.standard_normal(N), -4.0, 4.0)
         self.S_bump = np.zeros(N)
-        self.G = 0.9 * self.G + 0.1 * self.G0 + 0.1 * r.standard_normal(N)
-        self.L = (self.L + 0.05 * (self.L0 - self.L) + 0.04 * self.G - 0.06 * np.maximum(self.S, 0)
-                  + 0.1 * r.standard_normal(N))
-        L_obs = self.L + (DOWNTURN_UTIL if downturn else 0.0)
+        self.G = 0.85 * self.G + 0.15 * self.G0 + 0.3 * r.standard_normal(N)
+        self.L = np.clip(self.L + 0.06 * (self.L0 - self.L) + 0.07 * self.G - 0.1 * np.maximum(self.S, 0)
+                         + 0.08 * r.standard_normal(N), -4.0, 4.0)
+        # the downturn deepens: usage falls a little more every month of the shift
+        depth = (m - self.shift_from + 1) / self.cfg.scenario_months if downturn else 0.0
+        L_obs = self.L + DOWNTURN_UTIL * depth
 
         self._expiries(ms, competitor)
         self._refresh_state()
@@ -481,8 +515,9 @@ class _Simulation:
         # default onset: from this month on the customer's invoices go unpaid
         billed_any = np.bincount(self.book["cust"][self.book["open"] & (self.book["start"] <= ms)], minlength=N) > 0
         elig = (self.state == 1) & ~self.in_default & billed_any
-        shock = 1.2 * r.standard_normal(N)  # what no record shows: a lost contract, an illness
-        onset = elig & (r.random(N) < _sigmoid(A_DEFAULT + 0.9 * D_eff + 0.3 * self.base_risk + shock))
+        shock = 1.6 * r.standard_normal(N)  # what no record shows: a lost contract, an illness
+        logit = A_DEFAULT + 0.9 * D_eff + 0.3 * self.base_risk + shock + (DOWNTURN_DEFAULT if downturn else 0.0)
+        onset = elig & (r.random(N) < _sigmoid(logit))
         self.in_default |= onset
         self.close_day = np.where(onset, ms + 14 + r.integers(61, 151, N), self.close_day)
 
@@ -496,17 +531,22 @@ class _Simulation:
             self._create(r, c, start, term, _IDX["origin"]["new_customer"])
             self.state[joiners] = 1
 
-        late_c = self._bill_and_pay(m, ms, D_eff)
-        complaints = self._usage_and_tickets(ms, me, ndays, L_obs, late_c, competitor)
-        self._interactions(m, ms, ndays, late_c, competitor, cal)
-        self.S_bump += 0.35 * complaints
+        late_c = self._bill_and_pay(ms, D_eff, DOWNTURN_PARTIAL if downturn else 0.0)
+        complaints = self._usage_and_tickets(ms, me, ndays, L_obs, DOWNTURN_HOURS * depth, late_c, competitor)
+        self._interactions(ms, ndays, late_c, competitor, cal)
+        self.S_bump += 0.5 * complaints
 
         self._default_closures(me)
         self._early_terminations(ms, ndays, competitor)
         self._upsell(m, ms, ndays, downturn)
         self._refresh_state()
 
-    def _expiries(self, ms: int, competitor: bool, final: bool = False) -> None:
+    def _churn_pressure(self, c: np.ndarray) -> np.ndarray:
+        """Logit push towards leaving: dissatisfaction, a recent rent rise, falling usage, low engagement."""
+        return (1.2 * self.S[c] + 6.0 * np.maximum(self.last_rise[c] - 0.06, 0.0)
+                - 0.7 * (self.L[c] - self.L0[c]) - 0.4 * self.E[c])
+
+    def _expiries(self, ms: int, competitor: bool) -> None:
         """Leases whose end date has passed: renewed, left to expire, or closed in default."""
         r, b = self.r_sim, self.book
         due = np.flatnonzero(b["open"] & (b["end"] < ms) & (b["end"] < self.end_day))
@@ -517,11 +557,13 @@ class _Simulation:
         self._close(due[dflt], "defaulted", b["end"][due[dflt]])
         due, c = due[~dflt], c[~dflt]
         n = len(due)
-        big = r.random(n) < 0.15
-        inc = np.where(big, r.uniform(0.10, 0.30, n), r.uniform(0.0, 0.08, n))
-        logit = (A_LEAVE[b["term"][due]] + 1.3 * self.S[c] + 5.0 * (inc - 0.04)
-                 - 0.5 * (self.L[c] - self.L0[c]) + (COMPETITOR_CHURN if competitor else 0.0)
-                 + 0.8 * r.standard_normal(n))  # reasons no record shows: a move, a merger
+        # the rent offered for the renewal: usually +0-8 % a year, sometimes a steep rise
+        yearly = np.minimum(b["term_months"][due] / 12.0, 1.0)
+        big = r.random(n) < 0.15 * yearly
+        inc = np.where(big, r.uniform(0.10, 0.30, n), r.uniform(0.0, 0.08, n) * yearly)
+        logit = (A_LEAVE[b["term"][due]] + self._churn_pressure(c) + 5.0 * (inc - 0.04)
+                 + (COMPETITOR_CHURN if competitor else 0.0)
+                 + 1.1 * r.standard_normal(n))  # reasons no record shows: a move, a merger
         leave = r.random(n) < _sigmoid(logit)
         self._close(due[leave], "expired", b["end"][due[leave]])
         keep = due[~leave]
@@ -535,9 +577,10 @@ class _Simulation:
                      insurance=b["insurance"][keep] | (r.random(len(keep)) < 0.05),
                      maintenance=b["maintenance"][keep] | (r.random(len(keep)) < 0.05),
                      util_off=b["util_off"][keep], fault_mult=b["fault_mult"][keep])
-        np.add.at(self.S_bump, kc, 2.5 * np.maximum(inc[~leave] - 0.08, 0.0))
+        self.last_rise[kc] = inc[~leave]
+        np.add.at(self.S_bump, kc, 2.0 * np.maximum(inc[~leave] - 0.08, 0.0))
 
-    def _bill_and_pay(self, m: int, ms: int, D_eff: np.ndarray) -> np.ndarray:
+    def _bill_and_pay(self, ms: int, D_eff: np.ndarray, partial_shift: float) -> np.ndarray:
         """Invoices on the 1st (due the 15th) and their payments; returns per-customer lateness."""
         r, b, N = self.r_sim, self.book, self.N
         leases = np.flatnonzero(b["open"] & (b["start"] <= ms))
@@ -556,9 +599,10 @@ class _Simulation:
         ontime = early + (r.random(n) < 0.25) * r.integers(0, 4, n)  # a few days either side of due
         late_by = 6 + np.floor(r.lognormal(np.log(6) + 0.35 * np.maximum(d, 0), 0.7, n))
         delay = np.where(late, np.minimum(late_by, 55), ontime).astype(np.int64)
-        partial = r.random(n) < _sigmoid(-3.7 + 0.9 * d)
-        frac = r.uniform(0.3, 0.8, n)
-        second = np.minimum(delay + 5 + np.floor(r.exponential(14, n)), 55).astype(np.int64)
+        partial = r.random(n) < _sigmoid(-3.7 + 0.9 * d + partial_shift)
+        squeeze = partial_shift > 0  # in a downturn the first part is smaller and the rest comes later
+        frac = r.uniform(0.3, 0.8, n) * (0.6 if squeeze else 1.0)
+        second = np.minimum(delay + 5 + np.floor(r.exponential(24 if squeeze else 14, n)), 55).astype(np.int64)
         second = np.maximum(second, delay + 1)
 
         dflt = self.in_default[c]
@@ -586,7 +630,8 @@ class _Simulation:
         behind = (dflt | late | partial).astype(float)
         return np.bincount(c, weights=behind, minlength=N) > 0
 
-    def _usage_and_tickets(self, ms: int, me: int, ndays: int, L_obs: np.ndarray, late_c: np.ndarray,
+    def _usage_and_tickets(self, ms: int, me: int, ndays: int, L_obs: np.ndarray, hours_shift: float,
+                           late_c: np.ndarray,
                            competitor: bool) -> np.ndarray:
         """IoT readings per active asset, and service tickets; returns complaints per customer."""
         r, b, N = self.r_sim, self.book, self.N
@@ -596,8 +641,8 @@ class _Simulation:
         asset = b["asset"][leases]
         frac = (me - np.maximum(b["start"][leases], ms) + 1) / ndays
         mu = np.clip(_sigmoid(L_obs[c] + b["util_off"][leases]), 0.02, 0.98)
-        cap = r.beta(20 * mu, 20 * (1 - mu))
-        hours = np.clip(cap * MAX_HOURS[asset] * frac * np.exp(0.08 * r.standard_normal(n)), 0, 744)
+        cap = r.beta(30 * mu, 30 * (1 - mu))
+        hours = np.clip(cap * MAX_HOURS[asset] * frac * np.exp(hours_shift + 0.08 * r.standard_normal(n)), 0, 744)
         missing = r.random(n) < 0.03
         age = np.maximum(ms - b["start"][leases], 0) / 30.4
         rate = (FAULT_RATE[asset] * b["fault_mult"][leases] * (1 + 0.02 * np.minimum(age, 36))
@@ -618,7 +663,7 @@ class _Simulation:
                       np.full(n_dlv.sum(), cat["delivery"])]
         # tickets of the customer: billing, complaints (the scenario's extra ones last), other
         active = np.flatnonzero(self.state == 1)
-        lam_cmp = 0.02 * np.exp(0.9 * self.S[active])
+        lam_cmp = 0.03 * np.exp(1.0 * self.S[active])
         n_bill = r.poisson(0.02 + 0.12 * late_c[active])
         n_cmp = r.poisson(lam_cmp)
         n_oth = r.poisson(0.015, len(active))
@@ -645,15 +690,17 @@ class _Simulation:
         fcr_adj = np.array([-0.6, 0.3, 0.0, 0.0, -0.8, 0.5])[t_cat]
         fcr = r.random(k) < _sigmoid(0.5 + 0.6 * svc + fcr_adj)
         is_cmp = (t_cat == cat["complaint"]) | (r.random(k) < _sigmoid(-4.0 + 0.8 * S + 0.6 * (resp > 48)))
-        stuck = r.random(k) < _sigmoid(-4.2 + 0.9 * S - 0.5 * svc + 0.8 * is_cmp)
+        stuck = r.random(k) < _sigmoid(-4.2 + 0.9 * S - 0.5 * svc + 0.8 * (is_cmp & ~extra))
         days = np.where(fcr, np.floor(r.random(k) * 2),
                         1 + np.floor(r.exponential(4 * np.exp(-0.3 * svc))) + np.floor(resp / 24))
-        resolved = np.where(stuck, -1, opened + days.astype(np.int64))
-        resolved = np.where(resolved > self.end_day, -1, resolved)
+        # stuck tickets get resolved eventually, after one to six months
+        days = np.where(stuck, r.integers(30, 181, k), days)
+        resolved = opened + days.astype(np.int64)
+        resolved = np.where(resolved > self.end_day, NO_DAY, resolved)
         latent = (4.2 - 0.45 * S + 0.25 * svc - 0.9 * is_cmp - 0.5 * (resp > 24) - 0.4 * ~fcr
                   + 0.6 * r.standard_normal(k))
         shown = latent + (COMPETITOR_SATISFACTION if competitor else 0.0)
-        answered = (resolved >= 0) & (r.random(k) < 0.62)
+        answered = (resolved != NO_DAY) & (r.random(k) < 0.62)
         sat = np.where(answered, np.clip(np.round(shown), 1, 5), np.nan)
         self.tickets.add(cust=t_cust, lease=t_lease, opened=opened, resolved=resolved, cat=t_cat,
                          complaint=is_cmp, fcr=fcr, resp=resp, sat=sat)
@@ -661,18 +708,18 @@ class _Simulation:
         # feedback into dissatisfaction from what the customer experienced (not the scenario's
         # extra complaints and lower scores: those shift observables, not the hidden state)
         base = ~extra
-        bump = 0.25 * stuck + 0.2 * (answered & (np.clip(np.round(latent), 1, 5) <= 2)) + 0.1 * (resp > 48)
+        bump = 0.4 * stuck + 0.2 * (answered & (np.clip(np.round(latent), 1, 5) <= 2)) + 0.1 * (resp > 48)
         np.add.at(self.S_bump, t_cust[base], bump[base])
         cmp_c = np.bincount(t_cust[base & is_cmp], minlength=N)
         return cmp_c
 
-    def _interactions(self, m: int, ms: int, ndays: int, late_c: np.ndarray, competitor: bool,
+    def _interactions(self, ms: int, ndays: int, late_c: np.ndarray, competitor: bool,
                       cal: int) -> None:
-        r, N = self.r_sim, self.N
+        r, _N = self.r_sim, self.N
         active = np.flatnonzero(self.state == 1)
         a = len(active)
         S, E = self.S[active], self.E[active]
-        rate = CONTACT_RATE * self.ch_pref[active] * np.exp(0.5 * E - 0.3 * S)[:, None]
+        rate = CONTACT_RATE * self.ch_pref[active] * np.exp(0.45 * E - 0.45 * S)[:, None]
         if competitor:
             rate[:, [_IDX["channel"]["app"], _IDX["channel"]["email"]]] *= COMPETITOR_DIGITAL
         counts = r.poisson(rate)
@@ -723,7 +770,8 @@ class _Simulation:
     def _early_terminations(self, ms: int, ndays: int, competitor: bool) -> None:
         r, b, N = self.r_sim, self.book, self.N
         shift = COMPETITOR_CHURN if competitor else 0.0
-        quit_ = (self.state == 1) & ~self.in_default & (r.random(N) < _sigmoid(A_QUIT + 1.3 * self.S + shift))
+        quit_ = (self.state == 1) & ~self.in_default & (
+            r.random(N) < _sigmoid(A_QUIT + self._churn_pressure(np.arange(N)) + shift))
         day = ms + np.floor(r.random(N) * ndays).astype(np.int64)
         leases = np.flatnonzero(b["open"] & quit_[b["cust"]])
         self._close(leases, "terminated_early", day[b["cust"][leases]])
@@ -731,7 +779,8 @@ class _Simulation:
         open_idx = np.flatnonzero(b["open"])
         oc = b["cust"][open_idx]
         n_open = np.bincount(oc, minlength=N)
-        ret = (n_open[oc] > 1) & ~self.in_default[oc] & (r.random(len(open_idx)) < _sigmoid(A_RETURN + 1.0 * self.S[oc]))
+        p_ret = _sigmoid(A_RETURN + 0.35 * n_open[oc] + 1.0 * self.S[oc])
+        ret = (n_open[oc] > 1) & ~self.in_default[oc] & (r.random(len(open_idx)) < p_ret)
         leases = open_idx[ret]
         self._close(leases, "terminated_early", ms + np.floor(r.random(len(leases)) * ndays).astype(np.int64))
 
@@ -740,8 +789,8 @@ class _Simulation:
         sorted_open, cnt, off = self._open_by_customer()
         elig = (self.state == 1) & ~self.in_default & (cnt >= 1) & (cnt < 6) & (self.join_m < m)
         size_up = np.array([0.3, 0.0, -0.4])[self.size]
-        logit = (A_UPSELL + 0.8 * self.G + 1.2 * (self.L - 0.3) - 0.5 * self.S + 0.5 * TECH[self.industry]
-                 + size_up + (DOWNTURN_UPSELL if downturn else 0.0))
+        logit = (A_UPSELL + 0.8 * self.G + 1.0 * (self.L - 0.3) - 0.5 * self.S + 0.5 * TECH[self.industry]
+                 + size_up - 0.45 * (cnt - 1) + (DOWNTURN_UPSELL if downturn else 0.0))
         c = np.flatnonzero(elig & (r.random(N) < _sigmoid(logit)))
         if len(c) == 0:
             return
@@ -769,8 +818,9 @@ class _Simulation:
 
     # ---- tables -----------------------------------------------------------------------------
 
-    def tables(self) -> dict[str, pd.DataFrame]:
-        """The seven source tables, ids numbered in time order, dtypes as `features.schema` says."""
+    def tables(self) -> Iterator[tuple[str, pd.DataFrame]]:
+        """The seven source tables, one at a time (ids numbered in time order, dtypes as in
+        `features.schema`); the simulation's event chunks are released as they are used."""
         b = self.book
         # customer ids in sign-up order, lease ids in start order
         c_order = np.lexsort((np.arange(self.N), self.signup))
@@ -780,11 +830,11 @@ class _Simulation:
         lease_id = np.empty(b.n, np.int64)
         lease_id[l_order] = np.arange(1, b.n + 1)
 
-        out = {"customers": self._customers_frame(c_order, cust_id)}
+        yield "customers", self._customers_frame(c_order, cust_id)
         renewal_of = b["renewal_of"][l_order]
         closed = b["closed"][l_order]
         status = np.where(b["open"], 0, b["status"])[l_order]
-        out["leases"] = pd.DataFrame({
+        yield "leases", pd.DataFrame({
             "lease_id": np.arange(1, b.n + 1, dtype=np.int64),
             "customer_id": cust_id[b["cust"][l_order]],
             "asset_type": _cat(b["asset"][l_order], schema.ASSET_TYPES),
@@ -801,14 +851,14 @@ class _Simulation:
             "insurance": b["insurance"][l_order].astype(bool),
             "maintenance": b["maintenance"][l_order].astype(bool),
             "status": _cat(status, schema.LEASE_STATUSES),
-            "closed_date": _dates(np.where(b["open"][l_order], -1, closed)),
+            "closed_date": _dates(np.where(b["open"][l_order], NO_DAY, closed)),
         })
 
-        inv = self.invoices.concat()
+        inv = self.invoices.take()
         inv_order = np.lexsort((lease_id[inv["lease"]], inv["issue"]))
         invoice_id = np.empty(len(inv_order), np.int64)
         invoice_id[inv["id"][inv_order]] = np.arange(1, len(inv_order) + 1)
-        out["invoices"] = pd.DataFrame({
+        yield "invoices", pd.DataFrame({
             "invoice_id": np.arange(1, len(inv_order) + 1, dtype=np.int64),
             "lease_id": lease_id[inv["lease"][inv_order]],
             "customer_id": cust_id[inv["cust"][inv_order]],
@@ -817,9 +867,10 @@ class _Simulation:
             "amount": inv["amount"][inv_order].astype(np.float64),
         })
 
-        pay = self.payments.concat()
+        del inv
+        pay = self.payments.take()
         p_order = np.lexsort((invoice_id[pay["inv"]], pay["day"]))
-        out["payments"] = pd.DataFrame({
+        yield "payments", pd.DataFrame({
             "payment_id": np.arange(1, len(p_order) + 1, dtype=np.int64),
             "invoice_id": invoice_id[pay["inv"][p_order]],
             "customer_id": cust_id[pay["cust"][p_order]],
@@ -827,9 +878,10 @@ class _Simulation:
             "amount": pay["amount"][p_order].astype(np.float64),
         })
 
-        use = self.usage.concat()
+        del pay, invoice_id
+        use = self.usage.take()
         u_order = np.lexsort((lease_id[use["lease"]], use["month"]))
-        out["usage"] = pd.DataFrame({
+        yield "usage", pd.DataFrame({
             "usage_id": np.arange(1, len(u_order) + 1, dtype=np.int64),
             "lease_id": lease_id[use["lease"][u_order]],
             "customer_id": cust_id[use["cust"][u_order]],
@@ -840,10 +892,11 @@ class _Simulation:
             "maintenance_visits": use["visits"][u_order].astype(np.int64),
         })
 
-        t = self.tickets.concat()
+        del use
+        t = self.tickets.take()
         t_order = np.lexsort((cust_id[t["cust"]], t["opened"]))
         t_lease = t["lease"][t_order]
-        out["tickets"] = pd.DataFrame({
+        yield "tickets", pd.DataFrame({
             "ticket_id": np.arange(1, len(t_order) + 1, dtype=np.int64),
             "customer_id": cust_id[t["cust"][t_order]],
             "lease_id": _nullable_int(np.where(t_lease >= 0, lease_id[np.maximum(t_lease, 0)], -1)),
@@ -856,11 +909,12 @@ class _Simulation:
             "satisfaction": t["sat"][t_order].astype(np.float64),
         })
 
-        x = self.interactions.concat()
+        del t
+        x = self.interactions.take()
         keep = x["day"] <= self.end_day  # e-mail opens and calls late in the last month
         x = {k: v[keep] for k, v in x.items()}
         x_order = np.lexsort((x["kind"], cust_id[x["cust"]], x["day"]))
-        out["interactions"] = pd.DataFrame({
+        yield "interactions", pd.DataFrame({
             "interaction_id": np.arange(1, len(x_order) + 1, dtype=np.int64),
             "customer_id": cust_id[x["cust"][x_order]],
             "date": _dates(x["day"][x_order]),
@@ -868,7 +922,6 @@ class _Simulation:
             "kind": _cat(x["kind"][x_order], schema.INTERACTION_KINDS),
             "loyalty_points": x["points"][x_order].astype(np.float64),
         })
-        return out
 
     def _customers_frame(self, order: np.ndarray, cust_id: np.ndarray) -> pd.DataFrame:
         pii = _personal_data(self.r_pii, self.indiv, self.industry, self.age, self.city, self.signup)
@@ -897,10 +950,11 @@ def _cat(codes: np.ndarray, categories: tuple[str, ...]) -> pd.Categorical:
 
 
 def _dates(days: np.ndarray) -> np.ndarray:
-    """Days since 1970 (negative sentinel -1 = missing) as datetime64[ns]."""
+    """Days since 1970 (`NO_DAY` = missing) as datetime64[ns]."""
     days = np.asarray(days, dtype=np.int64)
-    out = days.astype("datetime64[D]").astype("datetime64[ns]")
-    out[days == -1] = np.datetime64("NaT")
+    missing = days == NO_DAY
+    out = np.where(missing, 0, days).astype("datetime64[D]").astype("datetime64[ns]")
+    out[missing] = np.datetime64("NaT")
     return out
 
 
@@ -1004,6 +1058,10 @@ def end_date(cfg: DataConfig) -> dt.date:
 
 def generate_tables(cfg: DataConfig, progress: bool = False) -> dict[str, pd.DataFrame]:
     """Simulate the dataset in memory: table name -> frame (columns and dtypes as in the schema)."""
+    return dict(_iter_tables(cfg, progress))
+
+
+def _iter_tables(cfg: DataConfig, progress: bool) -> Iterator[tuple[str, pd.DataFrame]]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     sim = _Simulation(cfg)
@@ -1015,7 +1073,7 @@ def generate_tables(cfg: DataConfig, progress: bool = False) -> dict[str, pd.Dat
             sim.run_month(m)
             bar.advance(job)
     sim.finish()
-    return sim.tables()
+    yield from sim.tables()
 
 
 def write_table(frame: pd.DataFrame, path: Path) -> None:
@@ -1040,11 +1098,10 @@ def generate_dataset(cfg: DataConfig, out_dir: Path, progress: bool = True) -> d
     except OSError as exc:
         raise GenerateError(f"cannot create a folder beside {out_dir}: {exc}") from exc
     try:
-        tables = generate_tables(cfg, progress=progress)
-        for name, frame in tables.items():
+        for name, frame in _iter_tables(cfg, progress):
             assert list(frame.columns) == list(schema.TABLES[name].column_names), name
             write_table(frame, tmp / f"{name}.parquet")
-        del tables
+            del frame
         manifest = build_manifest(
             dataset=cfg.name, generator=GENERATOR, generator_version=GENERATOR_VERSION, seed=cfg.seed,
             customers=cfg.customers, months=cfg.months, start_date=cfg.start_date, end_date=end_date(cfg),

@@ -103,8 +103,8 @@ def read_manifest(dataset_dir: Path) -> dict[str, Any]:
         raise ManifestError(f"{path} cannot be read as JSON: {exc}") from exc
     if not isinstance(manifest, dict):
         raise ManifestError(f"{path} must hold a JSON object, got {type(manifest).__name__}")
-    for key in ("end_date", "start_date"):
-        if key not in manifest and key == "start_date":
+    for key in ("end_date", "start_date"):  # start_date is optional for own extracts
+        if key == "start_date" and key not in manifest:
             continue
         value = manifest.get(key)
         try:

@@ -23,7 +23,7 @@ from models import TASKS, load_spec
 @pytest.fixture(scope="module")
 def dataset_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("ds") / "small"
-    generate_dataset(DataConfig(name="small", customers=400, months=18, seed=3), out, progress=False)
+    generate_dataset(DataConfig(name="small", customers=400, months=24, seed=3), out, progress=False)
     return out
 
 
