@@ -6,6 +6,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.tenure-installed
 PYTEST_WORKERS ?= 2
+# byte-compiled caches halve the start-up of the heavy imports (mlflow, evidently, bentoml)
+unexport PYTHONDONTWRITEBYTECODE
 
 .DEFAULT_GOAL := help
 .PHONY: help venv demo test test-unit bench lock lint clean

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import typer
 
+import training.commands
 from configs.console import user_errors
 from features.commands import data_app, features_app
+from monitoring.commands import compliance, monitor
+from serving.commands import serve as serve_command
+from training.promote_cli import promote as promote_command
 
 app = typer.Typer(
     name="tenure",
@@ -21,6 +25,12 @@ app = typer.Typer(
 )
 app.add_typer(data_app, name="data")
 app.add_typer(features_app, name="features")
+app.command("promote")(promote_command)
+app.command("train")(training.commands.train)
+app.command("predict")(training.commands.predict)
+app.command("serve")(serve_command)
+app.command("monitor")(monitor)
+app.command("compliance")(compliance)
 
 
 def main() -> None:  # pragma: no cover - console entry point

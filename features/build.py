@@ -291,7 +291,11 @@ def compute_panel(dataset) -> Panel:  # dataset: features.validate.Dataset
     cols["utilisation_trend"] = cols["utilisation_3m"] - prior
     # monthly hours: total over the customer's assets, averaged over the months with readings
     hrs_sum = _month_panel(uc, um, n, n_months, hrs)
-    months_with = _month_panel(*_unique_pairs(uc[~np.isnan(hrs)], um[~np.isnan(hrs)]), n, n_months)
+    has_reading = np.zeros((n, n_months))
+    ok = ~np.isnan(hrs) & (um >= 0) & (um < n_months)
+    has_reading[uc[ok], um[ok]] = 1.0
+    months_with = np.zeros((n, n_months + 1))
+    np.cumsum(has_reading, axis=1, out=months_with[:, 1:])
     cols["hours_used_3m"] = _ratio(_trailing(hrs_sum, 3), _trailing(months_with, 3))
     cols["faults_6m"] = _trailing(_month_panel(uc, um, n, n_months, usage["faults"].to_numpy(dtype=float)), 6)
     cols["maintenance_visits_6m"] = _trailing(
@@ -341,11 +345,6 @@ def compute_panel(dataset) -> Panel:  # dataset: features.validate.Dataset
     cols["tenure_months"] = (snap_m[None, :] - signup_m[:, None]).astype(float)
     cols["snapshot_month"] = np.broadcast_to(snapshots.month.to_numpy(dtype=float)[None, :], (n, n_snap))
     return Panel(customer_ids=ids, snapshots=snapshots, columns=cols)
-
-
-def _unique_pairs(c: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    pairs = np.unique(np.stack([c, m], axis=1), axis=0)
-    return pairs[:, 0], pairs[:, 1]
 
 
 _STATIC = ("customer_type", "industry", "size_band", "region", "acquisition_channel", "membership_level",

@@ -72,10 +72,11 @@ SCENARIOS: dict[str, Scenario] = {
         "downturn",
         ("late_payments_12m", "late_share_12m", "dpd_max_12m", "dpd_current", "overdue_amount_ratio",
          "partial_payments_12m", "avg_days_to_pay_6m", "utilisation_3m", "utilisation_trend",
-         "hours_used_3m", "contacts_phone_6m"),
+         "hours_used_3m", "contacts_phone_6m", "avg_response_hours_6m"),
         {"default_rate": "x2.5", "upsell_rate": "x0.6"},
-        "An economic downturn: customers pay later and more often in part (more collection calls), "
-        "use their assets less and less, default more often and take fewer extra assets.",
+        "An economic downturn: customers pay later and more often in part (more collection calls and "
+        "billing tickets, answered more slowly), use their assets less and less, default more often "
+        "and take fewer extra assets.",
     ),
     "competitor": Scenario(
         "competitor",

@@ -23,12 +23,14 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from configs import TenureError
+
+if TYPE_CHECKING:  # pandas is only needed by the batch path; serving workers never import it
+    import pandas as pd
 
 ARTIFACT_VERSION = 1
 BOOSTER_FILE = "booster.txt"
@@ -127,6 +129,8 @@ class TenureModel:
         features) nor a known category raises `ModelInputError` listing every bad row and field;
         otherwise such values become NaN.
         """
+        import pandas as pd
+
         missing = [n for n in self.feature_names if n not in frame.columns]
         if missing:
             raise ModelInputError([(-1, n, "column is missing") for n in missing])
@@ -209,6 +213,8 @@ class TenureModel:
 
 
 def _json_default(value: Any) -> Any:
+    import pandas as pd
+
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, float) and math.isnan(value):

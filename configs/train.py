@@ -1,0 +1,175 @@
+"""Config of training (`tenure train`): split, LightGBM, Optuna search space, calibration, evaluation.
+
+Defaults live in `configs/train.yaml`; `load_train_config` validates a user file and CLI flags on
+top of them. The search space is data, not code: each entry names a LightGBM parameter and its
+range, and bad entries (unknown parameter, `low >= high`, a log scale through zero) are rejected
+on load with the file and the field.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from configs import StrictModel, load_config
+
+# LightGBM parameters a user may search over or fix (canonical names and common aliases).
+TUNABLE_PARAMS: frozenset[str] = frozenset({
+    "num_leaves", "learning_rate", "min_child_samples", "min_data_in_leaf", "min_child_weight",
+    "min_sum_hessian_in_leaf", "feature_fraction", "colsample_bytree", "feature_fraction_bynode",
+    "bagging_fraction", "subsample", "bagging_freq", "subsample_freq", "lambda_l1", "reg_alpha",
+    "lambda_l2", "reg_lambda", "min_split_gain", "min_gain_to_split", "max_depth", "max_bin",
+    "min_data_in_bin", "path_smooth", "cat_smooth", "cat_l2", "max_cat_threshold",
+    "max_cat_to_onehot", "min_data_per_group", "extra_trees", "scale_pos_weight",
+    "is_unbalance", "max_delta_step", "linear_lambda",
+})
+
+# Set by Tenure itself (objective, reproducibility, constraints); never searched or overridden.
+CONTROLLED_PARAMS: frozenset[str] = frozenset({
+    "objective", "metric", "seed", "random_state", "num_threads", "n_jobs", "deterministic",
+    "force_col_wise", "force_row_wise", "verbosity", "verbose", "monotone_constraints",
+    "monotone_constraints_method", "num_iterations", "n_estimators", "num_boost_round",
+    "early_stopping_rounds", "feature_pre_filter", "categorical_feature",
+})
+
+
+def _check_param_names(names: list[str], where: str) -> None:
+    controlled = sorted(n for n in names if n in CONTROLLED_PARAMS)
+    if controlled:
+        raise ValueError(f"{where}: {controlled} are set by Tenure and cannot be changed here "
+                         "(use seed, num_threads, lightgbm.n_estimators, ... instead)")
+    unknown = sorted(n for n in names if n not in TUNABLE_PARAMS)
+    if unknown:
+        raise ValueError(f"{where}: unknown LightGBM parameter(s) {unknown}; "
+                         f"allowed: {', '.join(sorted(TUNABLE_PARAMS))}")
+
+
+class ParamRange(StrictModel):
+    """One searched parameter: an int or float range (optionally log-scaled) or a list of choices."""
+
+    type: Literal["int", "float", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = Field(default=None, gt=0)
+    choices: list[bool | int | float | str] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> ParamRange:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("a categorical parameter needs a non-empty `choices` list")
+            if self.low is not None or self.high is not None or self.log:
+                raise ValueError("a categorical parameter takes `choices`, not low/high/log")
+            return self
+        if self.choices is not None:
+            raise ValueError(f"an {self.type} parameter takes low/high, not `choices`")
+        if self.low is None or self.high is None:
+            raise ValueError(f"an {self.type} parameter needs both `low` and `high`")
+        if not (math.isfinite(self.low) and math.isfinite(self.high)):
+            raise ValueError("low and high must be finite numbers")
+        if self.low >= self.high:
+            raise ValueError(f"low ({self.low}) must be smaller than high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log-scaled range needs low > 0, got {self.low}")
+        if self.log and self.step is not None:
+            raise ValueError("`step` cannot be combined with `log: true`")
+        if self.type == "int" and not (float(self.low).is_integer() and float(self.high).is_integer()):
+            raise ValueError(f"an int parameter needs integer bounds, got {self.low}..{self.high}")
+        return self
+
+
+class SplitConfig(StrictModel):
+    kind: Literal["auto", "out_of_time", "random"] = "auto"
+    test_snapshots: int = Field(default=3, ge=1)
+    valid_snapshots: int = Field(default=3, ge=1)
+    gap_months: int | None = Field(default=None, ge=0, le=60)
+    test_fraction: float = Field(default=0.3, gt=0, lt=1)
+    valid_fraction: float = Field(default=0.2, gt=0, lt=1)
+
+
+class LightGBMConfig(StrictModel):
+    n_estimators: int = Field(default=1000, ge=1, le=100_000)
+    early_stopping_rounds: int = Field(default=50, ge=1)
+    monotone_constraints_method: Literal["basic", "intermediate", "advanced"] = "intermediate"
+    params: dict[str, bool | int | float | str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> LightGBMConfig:
+        _check_param_names(list(self.params), "params")
+        return self
+
+
+class PruningConfig(StrictModel):
+    enabled: bool = True
+    pruner: Literal["median", "hyperband"] = "median"
+    startup_trials: int = Field(default=5, ge=0)
+    warmup_steps: int = Field(default=30, ge=0)
+    report_every: int = Field(default=10, ge=1)
+
+
+class TuningConfig(StrictModel):
+    n_trials: int | None = Field(default=25, gt=0)
+    timeout_seconds: float | None = Field(default=90, gt=0)
+    sampler_startup_trials: int = Field(default=8, ge=0)
+    pruning: PruningConfig = PruningConfig()
+    search_space: dict[str, ParamRange] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> TuningConfig:
+        if self.n_trials is None and self.timeout_seconds is None:
+            raise ValueError("set n_trials or timeout_seconds (or both): the search needs a budget")
+        _check_param_names(list(self.search_space), "search_space")
+        return self
+
+
+class CalibrationConfig(StrictModel):
+    methods: list[Literal["platt", "isotonic"]] = Field(default_factory=lambda: ["platt", "isotonic"])
+
+
+class EvaluationConfig(StrictModel):
+    ece_bins: int = Field(default=10, ge=2, le=100)
+    top_fraction: float = Field(default=0.1, gt=0, lt=1)
+    reference_max_rows: int = Field(default=50_000, ge=100)
+    shap_rows: int = Field(default=2000, ge=10)
+
+
+class TrainConfig(StrictModel):
+    seed: int = Field(default=42, ge=0)
+    num_threads: int = Field(default=2, ge=1, le=256)
+    split: SplitConfig = SplitConfig()
+    lightgbm: LightGBMConfig = LightGBMConfig()
+    tuning: TuningConfig = TuningConfig()
+    calibration: CalibrationConfig = CalibrationConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        both = sorted(set(self.lightgbm.params) & set(self.tuning.search_space))
+        if both:
+            raise ValueError(f"{both} are both fixed in lightgbm.params and searched in "
+                             "tuning.search_space; keep one")
+        return self
+
+
+def load_train_config(path: Path | str | None = None, *, trials: int | None = None,
+                      timeout: float | None = None, seed: int | None = None) -> TrainConfig:
+    """The training config: shipped defaults, then `path`, then CLI flags.
+
+    `--trials` alone means "exactly this many trials": it also lifts the time budget, so a
+    command-line run is reproducible; pass `--timeout` too to keep one.
+    """
+    overrides: dict[str, Any] = {"seed": seed}
+    tuning: dict[str, Any] = {}
+    if trials is not None:
+        tuning["n_trials"] = trials
+        if timeout is None:
+            tuning["timeout_seconds"] = None
+    if timeout is not None:
+        tuning["timeout_seconds"] = timeout
+    if tuning:
+        overrides["tuning"] = tuning
+    return load_config(TrainConfig, "train", path, overrides)

@@ -1,0 +1,211 @@
+"""The Tenure BentoML service: `bentoml serve serving.service:Tenure` (or `tenure serve`).
+
+Endpoints (OpenAPI document at /docs.json, Swagger UI at / and /docs):
+- `POST /score`: one customer -> every served model's probability, tier, action and top reasons;
+- `POST /score_batch`: many customers (reasons optional);
+- `POST /predict_default_risk`, `/predict_churn`, `/predict_upsell`: one model, no reasons (fast);
+- `GET` or `POST /model_info`: served models, versions, run ids, the feature schema, limits;
+- `GET /healthz`, `/livez` (process up) and `/readyz` (models loaded): always open.
+
+At start (main process, before workers) each task's champion is resolved in the MLflow registry,
+copied to a temporary folder and checked; if one is missing or the registry is unreachable the
+server exits with code 2 and one line saying what to do. Every worker then loads those pinned
+copies once (without touching the registry); the folder is removed when the server stops. Settings come from the environment
+(`MLFLOW_TRACKING_URI`, `TENURE_PREDICTION_LOG`, `TENURE_HOME`, see configs.settings) and the
+serving config from `configs/serve.yaml` (+ `TENURE_SERVE_CONFIG`, `TENURE_SERVE_OVERRIDES`).
+Writes every prediction to the prediction log before answering.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import bentoml
+from pydantic import BaseModel, ValidationError, create_model
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from configs import TenureError
+from configs.serve import serve_config_from_env
+from configs.settings import load_settings
+from features.definitions import FEATURES
+from serving import schemas
+from serving.guard import RequestGuard, error_body
+from serving.prediction_log import PredictionLogError
+from serving.schemas import build_batch_model, build_customer_model
+from serving.scoring import Scorer, ScoringError
+from serving.startup import api_key_from_env, pin, preflight, start_scorer
+
+logger = logging.getLogger("bentoml.serve.tenure")
+
+
+def _io(model: type[BaseModel]) -> type[BaseModel]:
+    """`model` as a BentoML IO descriptor under its own name (clean OpenAPI component and error titles)."""
+    return create_model(model.__name__, __base__=(bentoml.IODescriptor, model), __module__=model.__module__,
+                        __doc__=model.__doc__)
+
+
+CONFIG = serve_config_from_env()
+CustomerRecord = build_customer_model(FEATURES, base=bentoml.IODescriptor)
+ScoreBatchRequest = build_batch_model(CustomerRecord, CONFIG.max_batch_size, base=bentoml.IODescriptor)
+ScoreResponse = _io(schemas.ScoreResponse)
+BatchResponse = _io(schemas.BatchResponse)
+PredictResponse = _io(schemas.PredictResponse)
+ModelInfoResponse = _io(schemas.ModelInfoResponse)
+
+PREDICT_ROUTES = {"default_risk": "/predict_default_risk", "churn": "/predict_churn", "upsell": "/predict_upsell"}
+PROTECTED = ("/score", "/score_batch", "/model_info", *PREDICT_ROUTES.values())
+
+
+class _QuietValidationErrors(logging.Filter):
+    """BentoML logs every 400 as an ERROR with a traceback; a client's bad input is one INFO line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, ValidationError):
+            where = record.getMessage().removeprefix("Exception on ")
+            record.msg, record.args = "invalid input on %s: answered 400 (%d problem(s))", (where, exc.error_count())
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+def _error(status: int, message: str, loc: list[Any] | None = None, kind: str = "error") -> Response:
+    return Response(error_body(message, loc, kind), status_code=status, media_type="application/json")
+
+
+def _log_failure(exc: PredictionLogError) -> Response:
+    logger.error("prediction log write failed, answering 503: %s", exc)
+    return _error(503, "the prediction could not be recorded in the prediction log, so it is not returned; "
+                       "retry later", ["prediction_log"], "log_unavailable")
+
+
+@bentoml.service(
+    name="Tenure",
+    workers=CONFIG.workers,
+    traffic={"timeout": CONFIG.timeout_seconds},
+    labels={"project": "tenure"},
+    **({} if CONFIG.trace_requests else {"tracing": {"excluded_urls": list(PROTECTED)}}),
+)
+class Tenure:
+    """Tenure scores leasing customers for default risk, churn and upsell, with a decision (tier and
+    action, in English and Chinese) and the reasons behind it (exact SHAP contributions in plain
+    words). Send one customer to `/score`, many to `/score_batch`, or one model's fast path to
+    `/predict_<task>`. Features are optional (missing values are scored as missing); unknown
+    fields, personal data included, are refused with 400 naming the field. When an API key is
+    configured, send it as `X-API-Key` or `Authorization: Bearer`."""
+
+    @bentoml.on_deployment
+    def pin_champions() -> None:  # type: ignore[misc]  # BentoML calls deployment hooks without self
+        """Main process, before any worker: resolve and check every champion, or refuse to start."""
+        cache = Path(tempfile.mkdtemp(prefix="tenure-serve-"))
+        try:
+            refs = preflight(CONFIG, load_settings(), cache)
+        except TenureError as exc:
+            shutil.rmtree(cache, ignore_errors=True)
+            print(f"error: Tenure cannot start: {exc}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+        atexit.register(shutil.rmtree, cache, ignore_errors=True)  # the workers load from it while the server runs
+        pin(refs)
+        for ref in refs.values():
+            print(f"Tenure: {ref.task} -> {ref.model_name} version {ref.version} (run {ref.run_id})",
+                  file=sys.stderr, flush=True)
+
+    def __init__(self) -> None:
+        self.scorer: Scorer | None = None
+        logging.getLogger("bentoml._internal.server.http_app").addFilter(_QuietValidationErrors())
+        self.scorer = start_scorer(CONFIG, load_settings())
+
+    def __is_ready__(self) -> bool:
+        """Ready when every served model is loaded."""
+        return self.scorer is not None and set(self.scorer.models) == set(CONFIG.tasks)
+
+    @bentoml.on_shutdown
+    def close(self) -> None:
+        if self.scorer is not None:
+            self.scorer.close()
+
+    def _scorer(self) -> Scorer:
+        assert self.scorer is not None, "the service is not started"
+        return self.scorer
+
+    @bentoml.api(route="/score", output_spec=ScoreResponse)
+    async def score(self, customer: CustomerRecord, /) -> schemas.ScoreResponse | Response:  # type: ignore[valid-type]
+        """Score one customer with every served model: probability, tier, action (EN/ZH) and parameters,
+        the top reasons (feature, value, SHAP contribution, direction, a sentence in English and
+        Chinese), the model name, version and run id, a request id and the time. Logged before it is
+        returned; 503 when the prediction log cannot be written."""
+        try:
+            return self._scorer().score(customer.__dict__)
+        except PredictionLogError as exc:
+            return _log_failure(exc)
+
+    @bentoml.api(route="/score_batch", output_spec=BatchResponse)
+    def score_batch(self, request: ScoreBatchRequest, /) -> schemas.BatchResponse | Response:  # type: ignore[valid-type]
+        """Score many customers (1 to max_batch_size, see /model_info) with every served model, in
+        request order; with `explain: true` (fewer customers allowed) each score carries its reasons.
+        All rows of the batch are logged in one transaction before the answer."""
+        try:
+            return self._scorer().score_batch([c.__dict__ for c in request.customers], explain=request.explain)
+        except ScoringError as exc:
+            return _error(400, str(exc), ["customers"], "batch_limit")
+        except PredictionLogError as exc:
+            return _log_failure(exc)
+
+    def _predict(self, task: str, customer: Any) -> schemas.PredictResponse | Response:
+        scorer = self._scorer()
+        if task not in scorer.models:
+            return _error(404, f"task {task!r} is not served here; served tasks: {', '.join(scorer.models)}",
+                          ["path"], "not_served")
+        try:
+            return scorer.predict(task, customer.__dict__)
+        except PredictionLogError as exc:
+            return _log_failure(exc)
+
+    @bentoml.api(route=PREDICT_ROUTES["default_risk"], output_spec=PredictResponse)
+    async def predict_default_risk(self, customer: CustomerRecord, /) -> schemas.PredictResponse | Response:  # type: ignore[valid-type]
+        """Default risk only: probability, tier and action (deposit ratio, max term, rate adjustment,
+        warning level) for one customer; no reasons. The fast path."""
+        return self._predict("default_risk", customer)
+
+    @bentoml.api(route=PREDICT_ROUTES["churn"], output_spec=PredictResponse)
+    async def predict_churn(self, customer: CustomerRecord, /) -> schemas.PredictResponse | Response:  # type: ignore[valid-type]
+        """Churn only: probability, tier and retention action for one customer; no reasons. The fast path."""
+        return self._predict("churn", customer)
+
+    @bentoml.api(route=PREDICT_ROUTES["upsell"], output_spec=PredictResponse)
+    async def predict_upsell(self, customer: CustomerRecord, /) -> schemas.PredictResponse | Response:  # type: ignore[valid-type]
+        """Upsell only: probability, tier and offer for one customer; no reasons. The fast path."""
+        return self._predict("upsell", customer)
+
+    @bentoml.api(route="/model_info", output_spec=ModelInfoResponse)
+    async def model_info(self) -> schemas.ModelInfoResponse:
+        """The served models (task, registered name, version, run id, alias, calibration, inputs, tiers),
+        every accepted feature (kind, unit, range, categories, descriptions) and the request limits.
+        Also answers GET."""
+        return self._scorer().model_info()
+
+
+async def _model_info_get(request: Request) -> Response:
+    """GET /model_info: the same answer as the POST API (BentoML APIs are POST only)."""
+    service = bentoml.get_current_service()
+    return JSONResponse(service._scorer().model_info().model_dump(mode="json"))
+
+
+async def _docs(request: Request) -> Response:
+    """GET /docs: BentoML's Swagger UI lives at / (the OpenAPI document at /docs.json)."""
+    return RedirectResponse(url="/", status_code=307)
+
+
+Tenure.mount_asgi_app(Starlette(routes=[Route("/model_info", _model_info_get, methods=["GET"]),
+                                        Route("/docs", _docs, methods=["GET"])]), path="/")
+Tenure.add_asgi_middleware(RequestGuard, protected=PROTECTED, api_key=api_key_from_env(CONFIG),
+                           max_body_bytes=CONFIG.max_body_bytes)

@@ -1,0 +1,136 @@
+"""Test helpers for serving: small real LightGBM models on synthetic rows, and an MLflow registry holding them.
+
+Rows are drawn from the feature definitions (ranges, categories, some values missing); the label
+is caused by a few features so the models learn something real. `register_champions` logs one
+model per task with `training.pyfunc.log_tenure_model` on a temp SQLite MLflow and sets the
+alias `champion`, which is what `tenure train` + `tenure promote` produce.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.definitions import FEATURES_BY_NAME
+from models import load_spec
+from training.artifact import Calibration, TenureModel
+
+CALIBRATIONS = {
+    "default_risk": Calibration(),
+    "churn": Calibration(method="platt", a=1.2, b=-0.3),
+    "upsell": Calibration(method="isotonic", x=[0.0, 0.2, 0.5, 0.8, 1.0], y=[0.0, 0.1, 0.45, 0.9, 1.0]),
+}
+
+
+def feature_defs(task: str) -> list[dict[str, Any]]:
+    return [FEATURES_BY_NAME[name].to_dict() for name in load_spec(task).features]
+
+
+def _high(defn: dict[str, Any]) -> float:
+    lo = defn["min"] if defn["min"] is not None else 0.0
+    hi = defn["max"] if defn["max"] is not None else lo + 50.0
+    return min(hi, lo + 400.0)
+
+
+def synthetic_rows(task: str, n: int, seed: int = 0, missing: float = 0.08) -> pd.DataFrame:
+    """`n` rows of the task's features (values in range, categories from the definitions, some missing)."""
+    rng = np.random.default_rng(seed)
+    cols: dict[str, Any] = {"customer_id": [f"C-{seed}-{i:05d}" for i in range(n)]}
+    for defn in feature_defs(task):
+        if defn["kind"] == "categorical":
+            values = rng.choice(np.array(defn["categories"], dtype=object), size=n)
+        else:
+            lo = defn["min"] if defn["min"] is not None else 0.0
+            values = rng.uniform(lo, _high(defn), size=n).round(2).astype(object)
+            if defn["max"] is not None and defn["max"] - lo <= 1 and defn["name"] == "blacklisted":
+                values = rng.integers(0, 2, size=n).astype(float).astype(object)
+        values[rng.random(n) < missing] = None
+        cols[defn["name"]] = values
+    return pd.DataFrame(cols)
+
+
+def _label(task: str, rows: pd.DataFrame, seed: int) -> np.ndarray:
+    """A label caused by the first three numeric features and the first categorical one."""
+    rng = np.random.default_rng(seed + 1)
+    defs = feature_defs(task)
+    numeric = [d for d in defs if d["kind"] == "numeric"][:3]
+    categorical = next(d for d in defs if d["kind"] == "categorical")
+    z = np.zeros(len(rows))
+    for sign, d in zip((1.0, -1.0, 1.0), numeric, strict=False):
+        col = pd.to_numeric(rows[d["name"]], errors="coerce").to_numpy(dtype=float)
+        lo = d["min"] if d["min"] is not None else 0.0
+        scaled = (col - lo) / (_high(d) - lo + 1e-9)
+        z += sign * 3.0 * np.nan_to_num(scaled - 0.5, nan=0.2)
+    z += np.where(rows[categorical["name"]] == categorical["categories"][0], 1.0, 0.0)
+    return (rng.random(len(rows)) < 1.0 / (1.0 + np.exp(-(z - 1.0)))).astype(int)
+
+
+def train_tiny_model(task: str, n: int = 800, seed: int = 0, n_estimators: int = 40) -> tuple[TenureModel, pd.DataFrame]:
+    """A real LightGBM on synthetic rows, wrapped as the TenureModel training would log; and its rows."""
+    import lightgbm as lgb
+
+    spec = load_spec(task)
+    rows = synthetic_rows(task, n, seed)
+    y = _label(task, rows, seed)
+    encoder = TenureModel(booster=None, features=feature_defs(task))
+    X = encoder.encode_frame(rows[encoder.feature_names])  # noqa: N806
+    params = {"objective": "binary", "num_leaves": 15, "learning_rate": 0.1, "min_data_in_leaf": 10,
+              "num_threads": 1, "seed": seed, "verbose": -1, "deterministic": True}
+    data = lgb.Dataset(X, y, feature_name=encoder.feature_names, categorical_feature=encoder.categorical_indices,
+                       free_raw_data=False)
+    booster = lgb.train(params, data, num_boost_round=n_estimators)
+    model = TenureModel(booster=booster, features=feature_defs(task), calibration=CALIBRATIONS[task],
+                        task_spec=spec.model_dump(mode="json"),
+                        meta={"task": task, "model_name": task, "trained_at": "test"})
+    return model, rows
+
+
+@contextlib.contextmanager
+def tracking_uri(uri: str) -> Iterator[None]:
+    """Point MLflow's fluent API at `uri` for the block, then back."""
+    import mlflow
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    before = tracking_utils._tracking_uri
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        tracking_utils._tracking_uri = before
+        with contextlib.suppress(Exception):
+            from mlflow.tracking._model_registry import utils as registry_utils
+
+            registry_utils._registry_uri = None
+
+
+def register_champions(root: Path, tasks: Sequence[str] = ("default_risk", "churn", "upsell"),
+                       alias: str | None = "champion", seed: int = 0) -> dict[str, Any]:
+    """Train, log and register one tiny model per task under `root`; returns uri, versions, run ids, models."""
+    import mlflow
+
+    from training.pyfunc import log_tenure_model
+
+    root.mkdir(parents=True, exist_ok=True)
+    uri = f"sqlite:///{(root / 'mlflow.db').resolve()}"
+    out: dict[str, Any] = {"tracking_uri": uri, "versions": {}, "run_ids": {}, "models": {}, "rows": {}}
+    with tracking_uri(uri):
+        client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+        exp = client.create_experiment("tenure-serving-test", artifact_location=(root / "artifacts").resolve().as_uri())
+        for i, task in enumerate(tasks):
+            model, rows = train_tiny_model(task, seed=seed + i)
+            with mlflow.start_run(experiment_id=exp) as run:
+                info = log_tenure_model(model, rows[model.feature_names].head(5), registered_model_name=task)
+            version = str(info.registered_model_version)
+            if alias:
+                client.set_registered_model_alias(task, alias, version)
+            out["versions"][task] = version
+            out["run_ids"][task] = run.info.run_id
+            out["models"][task] = model
+            out["rows"][task] = rows
+    return out

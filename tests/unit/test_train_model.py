@@ -1,0 +1,169 @@
+"""The one training function, the Optuna search around it, and behaviour of the trained booster.
+
+Tiny synthetic data, no MLflow: monotone constraints hold (more lateness and debt never lower
+the risk) where an unconstrained model breaks them; the same seed gives the same search.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from configs.train import load_train_config
+from features.definitions import FEATURES_BY_NAME
+from models import load_spec
+from training.artifact import TenureModel
+from training.train import TrainData, lightgbm_params, monotone_violations, train_and_score
+from training.tune import tune
+
+SPEC = load_spec("default_risk")
+MONOTONE = ("dpd_max_12m", "dpd_current", "late_payments_12m", "debt_ratio")
+
+
+def _risk_frame(n: int, seed: int) -> pd.DataFrame:
+    """Default-risk features with a label that is NOT monotone in lateness and debt.
+
+    Risk rises with days past due and debt overall, but the data has a bump: customers with
+    10-30 days past due or a debt ratio around 1 default less often than their neighbours, so an
+    unconstrained model learns a dip that the constraints must forbid.
+    """
+    rng = np.random.default_rng(seed)
+    cols: dict[str, object] = {}
+    for name in SPEC.features:
+        d = FEATURES_BY_NAME[name]
+        if d.kind == "categorical":
+            cols[name] = pd.Categorical(rng.choice(d.categories, n), categories=d.categories)
+        else:
+            cols[name] = rng.gamma(2.0, 2.0, n)
+    df = pd.DataFrame(cols)
+    df["dpd_max_12m"] = rng.integers(0, 120, n).astype(float)
+    df["dpd_current"] = rng.integers(0, 90, n).astype(float)
+    df["late_payments_12m"] = rng.integers(0, 12, n).astype(float)
+    df["debt_ratio"] = rng.uniform(0, 2.5, n)
+    bump = (((df["dpd_max_12m"] > 10) & (df["dpd_max_12m"] < 30)) * 2.5
+            + ((df["debt_ratio"] > 0.8) & (df["debt_ratio"] < 1.2)) * 2.5
+            + ((df["late_payments_12m"] >= 3) & (df["late_payments_12m"] <= 5)) * 2.0)
+    logit = (-3 + 0.03 * df["dpd_max_12m"] + 0.02 * df["dpd_current"] + 0.15 * df["late_payments_12m"]
+             + 1.0 * df["debt_ratio"] - bump + (df["credit_class"] == "bad") * 1.0)
+    df[SPEC.label.name] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype("int8")
+    return df
+
+
+@pytest.fixture(scope="module")
+def encoder() -> TenureModel:
+    return TenureModel(booster=None, features=[FEATURES_BY_NAME[f].to_dict() for f in SPEC.features])
+
+
+@pytest.fixture(scope="module")
+def data(encoder: TenureModel) -> TrainData:
+    train, valid = _risk_frame(4000, 0), _risk_frame(1500, 1)
+    label = SPEC.label.name
+    return TrainData(encoder.encode_frame(train), train[label].to_numpy(), encoder.encode_frame(valid),
+                     valid[label].to_numpy(), encoder.feature_names, encoder.categorical_indices,
+                     n_estimators=300, early_stopping_rounds=30)
+
+
+def _max_drop(booster: object, encoder: TenureModel, rows: pd.DataFrame, feature: str) -> float:
+    """Largest fall in predicted risk when `feature` rises along a grid, others held, over all rows."""
+    lo, hi = {"dpd_max_12m": (0, 120), "dpd_current": (0, 90), "late_payments_12m": (0, 12),
+              "debt_ratio": (0, 2.5)}[feature]
+    grid = np.linspace(lo, hi, 25)
+    X = encoder.encode_frame(rows)  # noqa: N806
+    j = encoder.feature_names.index(feature)
+    preds = []
+    for value in grid:
+        Xg = X.copy()  # noqa: N806
+        Xg[:, j] = value
+        preds.append(booster.predict(Xg, raw_score=True))
+    steps = np.diff(np.vstack(preds), axis=0)  # (grid - 1, rows)
+    return float(-steps.min())
+
+
+PARAM_SETS = (
+    {"num_leaves": 31, "learning_rate": 0.1, "min_child_samples": 10},
+    {"num_leaves": 26, "learning_rate": 0.04, "min_child_samples": 79, "max_depth": 4, "feature_fraction": 0.65,
+     "bagging_fraction": 0.68, "lambda_l1": 1e-4, "lambda_l2": 0.12, "min_split_gain": 0.2},
+    {"num_leaves": 64, "learning_rate": 0.15, "min_child_samples": 20, "bagging_fraction": 1.0},
+)
+
+
+@pytest.mark.parametrize("extra", PARAM_SETS)
+def test_monotone_constraints_hold_where_an_unconstrained_model_breaks_them(data: TrainData, encoder: TenureModel,
+                                                                            extra: dict) -> None:
+    cfg = load_train_config()
+    params = {**lightgbm_params(cfg, SPEC), **extra}
+    assert params["monotone_constraints"] == SPEC.monotone_vector()
+    assert params["monotone_constraints_method"] == "intermediate"
+    constrained, _ = train_and_score(params, data)
+    free_params = {k: v for k, v in params.items() if not k.startswith("monotone")}
+    free, _ = train_and_score(free_params, data)
+    rows = _risk_frame(400, 2)
+    free_drops = {f: _max_drop(free, encoder, rows, f) for f in MONOTONE}
+    # the test has teeth: without constraints the model does lower the risk somewhere
+    assert max(free_drops.values()) > 0.05, free_drops
+    for feature in MONOTONE:
+        assert _max_drop(constrained, encoder, rows, feature) <= 1e-9, feature
+    # and the check training runs before registering a model sees the same
+    X = encoder.encode_frame(rows)  # noqa: N806
+    assert max(monotone_violations(free, X, encoder.feature_names, SPEC.monotone).values()) > 0.05
+    assert max(monotone_violations(constrained, X, encoder.feature_names, SPEC.monotone).values()) == 0.0
+
+
+def test_train_and_score_returns_the_best_iteration_and_its_validation_auc(data: TrainData) -> None:
+    cfg = load_train_config()
+    booster, score = train_and_score({**lightgbm_params(cfg, SPEC), "learning_rate": 0.2}, data)
+    assert 1 <= booster.best_iteration < data.n_estimators  # early stopping cut it
+    assert booster.num_trees() == booster.best_iteration  # trimmed to the best iteration
+    assert score == pytest.approx(roc_auc_score(data.y_valid, booster.predict(data.X_valid)), abs=1e-9)
+    again, score_again = train_and_score({**lightgbm_params(cfg, SPEC), "learning_rate": 0.2}, data)
+    assert score_again == score
+    np.testing.assert_array_equal(again.predict(data.X_valid), booster.predict(data.X_valid))
+
+
+@pytest.fixture(scope="module")
+def small(encoder: TenureModel) -> TrainData:
+    """A smaller problem for the search tests (speed), trained without monotone constraints."""
+    train, valid = _risk_frame(1500, 3), _risk_frame(600, 4)
+    label = SPEC.label.name
+    return TrainData(encoder.encode_frame(train), train[label].to_numpy(), encoder.encode_frame(valid),
+                     valid[label].to_numpy(), encoder.feature_names, encoder.categorical_indices,
+                     n_estimators=80, early_stopping_rounds=10)
+
+
+def _tune(data: TrainData, storage: Path, seed: int, trials: int = 3, study: str = "unit", **pruning: object):
+    cfg = load_train_config(trials=trials, seed=seed)
+    cfg = cfg.model_copy(update={"tuning": cfg.tuning.model_copy(update={
+        "sampler_startup_trials": 2,
+        "pruning": cfg.tuning.pruning.model_copy(update=pruning) if pruning else cfg.tuning.pruning})})
+    params = lightgbm_params(cfg, load_spec("churn"))  # no monotone constraints: faster
+    return tune(data, params, cfg, f"sqlite:///{storage}", study, log_trials=False)
+
+
+def test_same_seed_same_search_and_a_finished_study_resumes_without_new_trials(small: TrainData,
+                                                                               tmp_path: Path) -> None:
+    data = small
+    db = tmp_path / "optuna.db"  # one storage, independent studies
+    a = _tune(data, db, seed=3, study="a")
+    b = _tune(data, db, seed=3, study="b")
+    c = _tune(data, db, seed=4, study="c")
+    assert a.n_complete + a.n_pruned == 3 and a.new_trials == 3
+    assert a.best_params == b.best_params and a.best_value == b.best_value and a.best_trial == b.best_trial
+    assert c.best_params != a.best_params  # the seed matters, so the equality above means something
+    resumed = _tune(data, db, seed=3, study="a")
+    assert resumed.new_trials == 0 and resumed.best_params == a.best_params
+    extended = _tune(data, db, seed=3, trials=4, study="a")
+    assert extended.new_trials == 1 and extended.n_complete + extended.n_pruned == 4
+
+
+def test_pruning_stops_weak_trials_early(small: TrainData, tmp_path: Path) -> None:
+    data = small
+    db = tmp_path / "optuna.db"
+    result = _tune(data, db, seed=5, trials=5, study="p", startup_trials=1, warmup_steps=0, report_every=5)
+    assert result.n_pruned >= 1
+    assert result.n_complete >= 1 and result.best_params is not None
+    off = _tune(data, db, seed=5, trials=2, study="q", enabled=False)
+    assert off.n_pruned == 0

@@ -1,0 +1,93 @@
+"""Out-of-time split with its label-window embargo, and the random split for one-snapshot data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from configs import ConfigError
+from configs.train import SplitConfig
+from training.split import SplitError, split_featureset
+
+
+def _panel(months: int, customers: int = 60, seed: int = 0, start: str = "2023-01-01") -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    snaps = pd.date_range(start, periods=months, freq="MS")
+    return pd.DataFrame({
+        "customer_id": np.tile(np.arange(customers), months),
+        "snapshot_date": np.repeat(snaps.values, customers),
+        "x": rng.normal(size=months * customers),
+        "y": (rng.random(months * customers) < 0.3).astype("int8"),
+    })
+
+
+def _months(df: pd.DataFrame) -> list[str]:
+    return sorted({str(d.date())[:7] for d in pd.to_datetime(df["snapshot_date"])})
+
+
+def test_out_of_time_split_drops_snapshots_whose_label_window_reaches_the_next_period() -> None:
+    df = _panel(20)  # 2023-01 .. 2024-08
+    s = split_featureset(df, "snapshot_date", "y", 6, SplitConfig(test_snapshots=3, valid_snapshots=3), seed=0)
+    assert s.kind == "out_of_time" and s.gap_months == 6
+    assert _months(s.test) == ["2024-06", "2024-07", "2024-08"]
+    # a valid snapshot s needs s + 6 months <= 2024-06: the last one is 2023-12; 2024-01..05 are dropped
+    assert _months(s.valid) == ["2023-10", "2023-11", "2023-12"]
+    # train snapshots need s + 6 months <= 2023-10: up to 2023-04; 2023-05..09 are dropped
+    assert _months(s.train) == ["2023-01", "2023-02", "2023-03", "2023-04"]
+    for earlier, later in ((s.train, s.valid), (s.valid, s.test)):
+        window_end = pd.to_datetime(earlier["snapshot_date"]).max() + pd.DateOffset(months=6)
+        assert window_end <= pd.to_datetime(later["snapshot_date"]).min()
+    desc = s.describe("snapshot_date")
+    assert desc["kind"] == "out_of_time"
+    assert desc["train"] == ["2023-01-01", "2023-04-01"] and desc["test"] == ["2024-06-01", "2024-08-01"]
+    assert desc["rows"] == {"train": 4 * 60, "valid": 3 * 60, "test": 3 * 60}
+
+
+def test_gap_months_zero_gives_contiguous_periods_and_one_month_horizon_drops_nothing() -> None:
+    df = _panel(10)
+    s0 = split_featureset(df, "snapshot_date", "y", 6, SplitConfig(gap_months=0), seed=0)
+    s1 = split_featureset(df, "snapshot_date", "y", 1, SplitConfig(), seed=0)
+    for s in (s0, s1):
+        assert len(s.train) + len(s.valid) + len(s.test) == len(df)
+        assert _months(s.train)[-1] == "2023-04" and _months(s.valid) == ["2023-05", "2023-06", "2023-07"]
+
+
+def test_too_few_snapshots_for_the_gap_is_a_clear_error() -> None:
+    df = _panel(16)
+    with pytest.raises(SplitError, match=r"no training snapshot is left .* 6-month gap"):
+        split_featureset(df, "snapshot_date", "y", 6, SplitConfig(), seed=0)
+    with pytest.raises(SplitError, match="split.test_snapshots"):
+        split_featureset(_panel(3), "snapshot_date", "y", 1, SplitConfig(), seed=0)
+
+
+def test_single_snapshot_uses_a_seeded_stratified_random_split() -> None:
+    df = _panel(1, customers=1000, seed=1)
+    cfg = SplitConfig()
+    s = split_featureset(df, "snapshot_date", "y", 1, cfg, seed=7)
+    assert s.kind == "random"
+    ids = [set(part["customer_id"]) for part in (s.train, s.valid, s.test)]
+    assert not (ids[0] & ids[1]) and not (ids[0] & ids[2]) and not (ids[1] & ids[2])
+    assert sum(map(len, ids)) == 1000
+    assert len(s.test) == 300 and len(s.valid) == 140
+    rate = df["y"].mean()
+    for part in (s.train, s.valid, s.test):
+        assert part["y"].mean() == pytest.approx(rate, abs=0.01)
+    again = split_featureset(df, "snapshot_date", "y", 1, cfg, seed=7)
+    other = split_featureset(df, "snapshot_date", "y", 1, cfg, seed=8)
+    assert list(again.test["customer_id"]) == list(s.test["customer_id"])
+    assert list(other.test["customer_id"]) != list(s.test["customer_id"])
+
+
+def test_forced_kinds() -> None:
+    with pytest.raises(ConfigError, match="single snapshot"):
+        split_featureset(_panel(1), "snapshot_date", "y", 1, SplitConfig(kind="out_of_time"), seed=0)
+    s = split_featureset(_panel(12, customers=100), "snapshot_date", "y", 3, SplitConfig(kind="random"), seed=0)
+    assert s.kind == "random" and s.describe("snapshot_date")["test"] == ["2023-01-01", "2023-12-01"]
+
+
+def test_a_split_with_one_class_is_an_error_naming_it() -> None:
+    df = _panel(12)
+    df.loc[pd.to_datetime(df["snapshot_date"]) >= "2023-10-01", "y"] = 0
+    with pytest.raises(SplitError, match="the test split has 180 rows and only label value"):
+        split_featureset(df, "snapshot_date", "y", 1, SplitConfig(), seed=0)

@@ -1,0 +1,118 @@
+"""CLI commands of the training stage: `tenure train` and `tenure predict` (plain functions for Typer).
+
+`configs/cli.py` registers them with `app.command("train")(train)` and
+`app.command("predict")(predict)`. Both are thin: parse, load config and settings, call
+`training.train.train_task` / `training.predict.predict_file`.
+
+Output contract of `tenure train`: progress goes to stderr; stdout holds one JSON object per
+trained task, one line each, in task order (`--task all`: default_risk, churn, upsell), with keys
+`run_id`, `model_name`, `version`, `model_uri`, `test_metrics` (and `task`). The last stdout line
+is therefore the JSON of the last task trained; a script reads all lines for `--task all`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from configs import ConfigError
+from configs.console import user_errors
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Training config YAML overriding configs/train.yaml.")]
+SettingsOpt = Annotated[Path | None, typer.Option("--settings", help="YAML file overriding configs/settings.yaml.")]
+
+
+def _err(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def parse_train_tasks(task: str) -> list[str]:
+    """`all` -> every built-in task; otherwise one built-in task name."""
+    from models import TASKS
+
+    if task == "all":
+        return list(TASKS)
+    if task not in TASKS:
+        raise ConfigError(f"--task {task!r} is not a task; choose one of {', '.join(TASKS)} or all "
+                          "(train your own data with --dataset-config FILE.yaml)")
+    return [task]
+
+
+@user_errors
+def train(
+    task: Annotated[str | None, typer.Option(help="default_risk | churn | upsell | all (default: all, or the "
+                                                  "task stored in --featureset).")] = None,
+    dataset: Annotated[str, typer.Option(help="Feature sets under <home>/features/<dataset>/<task>.parquet.")] = "demo",
+    featureset: Annotated[Path | None, typer.Option(help="A feature-set file to train on (one task).")] = None,
+    dataset_config: Annotated[Path | None, typer.Option("--dataset-config", help="Your own table's dataset config "
+                                                        "YAML: build its feature set, then train a model named "
+                                                        "after the config.")] = None,
+    config: ConfigOpt = None,
+    trials: Annotated[int | None, typer.Option(help="Optuna trials (lifts the time budget unless --timeout "
+                                                    "is given too).")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Seconds of search per task.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the split, sampler and LightGBM.")] = None,
+    settings: SettingsOpt = None,
+) -> None:
+    """Tune, train, evaluate and register models (alias `challenger`); one JSON line per task on stdout."""
+    from training.train import passive_openmp
+
+    passive_openmp()  # before anything imports lightgbm
+    from configs.settings import load_settings
+    from configs.train import load_train_config
+    from features.featureset import read_metadata
+    from training.train import train_task
+
+    st = load_settings(settings)
+    cfg = load_train_config(config, trials=trials, timeout=timeout, seed=seed)
+    jobs: list[tuple[str, Path, str | None]] = []  # (task or spec name, feature set, model name)
+    if dataset_config is not None:
+        if featureset is not None or task is not None:
+            raise ConfigError("--dataset-config trains your own table; do not combine it with --task or --featureset")
+        from configs.dataset import load_dataset_config
+        from features.own_data import build_from_dataset_config
+
+        ds = load_dataset_config(dataset_config)
+        path = build_from_dataset_config(dataset_config, None, st)
+        _err(f"feature set of {dataset_config} written to {path}")
+        jobs.append((ds.name, path, ds.name))
+    elif featureset is not None:
+        if task == "all":
+            raise ConfigError("--featureset holds one task; pass --task default_risk|churn|upsell or leave it out")
+        stored = read_metadata(featureset)["task"]
+        name = parse_train_tasks(task)[0] if task is not None else stored
+        jobs.append((name, featureset, None))
+    else:
+        for t in parse_train_tasks(task or "all"):
+            jobs.append((t, st.featureset_path(dataset, t), None))
+    for name, path, model_name in jobs:
+        result = train_task(name, path, cfg, st, model_name=model_name, echo=_err)
+        typer.echo(json.dumps({"task": name, **result.summary()}))
+
+
+@user_errors
+def predict(
+    model: Annotated[str, typer.Option(help="MLflow model URI, e.g. models:/churn@champion or models:/churn/3.")],
+    data: Annotated[Path, typer.Option(help="Rows to score: CSV or Parquet with the model's feature columns.")],
+    out: Annotated[Path, typer.Option(help="Output file (.csv or .parquet): id column and `probability`.")],
+    skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Score the valid rows and write the invalid "
+                                               "ones to <out stem>.rejected.csv instead of failing.")] = False,
+    id_column: Annotated[str | None, typer.Option(help="Id column of the input (default: the model's).")] = None,
+    settings: SettingsOpt = None,
+) -> None:
+    """Score a file with a registered model: every row gets a probability, or the run fails naming bad rows."""
+    from configs.settings import load_settings
+    from training.predict import predict_file
+    from training.tracking import setup_mlflow
+
+    setup_mlflow(load_settings(settings))
+    result = predict_file(model, data, out, skip_invalid=skip_invalid, id_column=id_column)
+    if result.rejected:
+        _err(f"{result.rejected} invalid row(s) skipped; see {result.rejected_path}")
+    typer.echo(json.dumps({"out": str(result.out), "rows": result.rows, "scored": result.scored,
+                           "rejected": result.rejected,
+                           "rejected_path": str(result.rejected_path) if result.rejected_path else None,
+                           "model_uri": result.model_uri}))

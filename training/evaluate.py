@@ -1,0 +1,155 @@
+"""Metrics of a binary scorer and the choice of its calibration.
+
+Reads labels, probabilities and raw scores as arrays; writes nothing. The metric names here are
+the ones logged to MLflow as `valid_<name>`, `test_<name>` and `baseline_test_<name>`, and read
+by promotion and monitoring:
+
+- `roc_auc`, `pr_auc` (average precision), `ks` (max TPR - FPR),
+- `brier`, `log_loss`, `ece` (expected calibration error over equal-width probability bins),
+- `lift_top10` (positive rate in the top decile of scores / overall positive rate) and
+  `capture_top10` (share of all positives found in the top decile).
+
+Calibration is chosen without looking at the test period: the validation rows are cut in two
+(by time when they span several snapshots: the earlier half fits, the later half judges; else a
+seeded stratified half), Platt and isotonic are fitted on the first half and judged on the second
+by the Brier score against no calibration, and the winner (ties go to `none`) is refitted on the
+whole validation period.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from training.artifact import Calibration
+
+METRICS: tuple[str, ...] = ("roc_auc", "pr_auc", "ks", "brier", "log_loss", "ece", "lift_top10", "capture_top10")
+
+
+def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
+    """Sum over equal-width bins of |observed rate - mean probability|, weighted by bin share."""
+    y = np.asarray(y, dtype=np.float64)
+    p = np.asarray(p, dtype=np.float64)
+    if len(y) == 0:
+        return float("nan")
+    which = np.clip((p * bins).astype(np.int64), 0, bins - 1)
+    counts = np.bincount(which, minlength=bins)
+    sum_y = np.bincount(which, weights=y, minlength=bins)
+    sum_p = np.bincount(which, weights=p, minlength=bins)
+    used = counts > 0
+    gaps = np.abs(sum_y[used] - sum_p[used])  # = count * |mean_y - mean_p|
+    return float(gaps.sum() / len(y))
+
+
+def top_fraction_mask(p: np.ndarray, fraction: float) -> np.ndarray:
+    """The ceil(fraction * n) highest scores (ties broken by row order, so it is deterministic)."""
+    n = len(p)
+    k = max(1, int(np.ceil(fraction * n)))
+    order = np.argsort(-np.asarray(p, dtype=np.float64), kind="stable")
+    mask = np.zeros(n, dtype=bool)
+    mask[order[:k]] = True
+    return mask
+
+
+def binary_metrics(y: np.ndarray, p: np.ndarray, *, ece_bins: int = 10, top_fraction: float = 0.1) -> dict[str, float]:
+    """Every metric in `METRICS` for labels `y` (0/1) and probabilities `p`."""
+    from sklearn.metrics import (
+        average_precision_score,
+        brier_score_loss,
+        log_loss,
+        roc_auc_score,
+        roc_curve,
+    )
+
+    y = np.asarray(y, dtype=np.int64)
+    p = np.asarray(p, dtype=np.float64)
+    if len(np.unique(y)) < 2:
+        raise ValueError("metrics need both classes in the labels")
+    fpr, tpr, _ = roc_curve(y, p)
+    top = top_fraction_mask(p, top_fraction)
+    base_rate = y.mean()
+    clipped = np.clip(p, 1e-15, 1 - 1e-15)
+    return {
+        "roc_auc": float(roc_auc_score(y, p)),
+        "pr_auc": float(average_precision_score(y, p)),
+        "ks": float(np.max(tpr - fpr)),
+        "brier": float(brier_score_loss(y, p)),
+        "log_loss": float(log_loss(y, clipped, labels=[0, 1])),
+        "ece": expected_calibration_error(y, p, ece_bins),
+        "lift_top10": float(y[top].mean() / base_rate),
+        "capture_top10": float(y[top].sum() / y.sum()),
+    }
+
+
+# ---- calibration --------------------------------------------------------------------------
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def fit_calibration(method: str, raw: np.ndarray, y: np.ndarray) -> Calibration:
+    """Fit `none`, `platt` (logistic on the raw score) or `isotonic` (on sigmoid(raw))."""
+    raw = np.asarray(raw, dtype=np.float64)
+    y = np.asarray(y, dtype=np.int64)
+    if method == "none":
+        return Calibration()
+    if method == "platt":
+        from sklearn.linear_model import LogisticRegression
+
+        lr = LogisticRegression(C=1e6, max_iter=1000)
+        lr.fit(raw.reshape(-1, 1), y)
+        return Calibration(method="platt", a=float(lr.coef_[0, 0]), b=float(lr.intercept_[0]))
+    if method == "isotonic":
+        from sklearn.isotonic import IsotonicRegression
+
+        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip", increasing=True)
+        iso.fit(_sigmoid(raw), y)
+        return Calibration(method="isotonic", x=[float(v) for v in iso.X_thresholds_],
+                           y=[float(v) for v in iso.y_thresholds_])
+    raise ValueError(f"unknown calibration method {method!r}")
+
+
+def choose_calibration(raw: np.ndarray, y: np.ndarray, times: pd.Series | None, methods: Sequence[str],
+                       seed: int) -> tuple[Calibration, dict[str, float]]:
+    """The calibration with the best Brier score on a held-out half of the validation rows.
+
+    Returns the chosen method refitted on all rows, and the held-out Brier score of each
+    candidate (for the log). Falls back to `none` when a half lacks one class.
+    """
+    raw = np.asarray(raw, dtype=np.float64)
+    y = np.asarray(y, dtype=np.int64)
+    fit_idx, judge_idx = _halves(y, times, seed)
+    scores: dict[str, float] = {}
+    if len(np.unique(y[fit_idx])) < 2 or len(np.unique(y[judge_idx])) < 2:
+        return Calibration(), scores
+    for method in ["none", *methods]:
+        cal = fit_calibration(method, raw[fit_idx], y[fit_idx])
+        if cal.method == "platt" and cal.a <= 0:
+            continue  # a falling map would reverse the ranking (and the monotone constraints)
+        p = cal(raw[judge_idx])
+        scores[method] = float(np.mean((p - y[judge_idx]) ** 2))
+    best = min(scores, key=lambda m: (scores[m], m != "none"))
+    final = fit_calibration(best, raw, y)
+    if final.method == "platt" and final.a <= 0:
+        return Calibration(), scores
+    return final, scores
+
+
+def _halves(y: np.ndarray, times: pd.Series | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Earlier / later snapshots when there are several, else a seeded stratified half split."""
+    n = len(y)
+    if times is not None:
+        t = pd.to_datetime(pd.Series(times)).to_numpy()
+        snaps = np.unique(t)
+        if len(snaps) >= 2:
+            cut = snaps[(len(snaps) + 1) // 2]  # the earlier half fits (the larger one if odd)
+            return np.flatnonzero(t < cut), np.flatnonzero(t >= cut)
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(n)
+    if np.bincount(y, minlength=2).min() < 2:
+        return idx, idx[:0]
+    a, b = train_test_split(idx, test_size=0.5, stratify=y, random_state=seed)
+    return np.sort(a), np.sort(b)

@@ -1,0 +1,503 @@
+"""Train one task: split, tune, fit, calibrate, evaluate, log to MLflow and register the model.
+
+Reads a feature set (`features.featureset.read_featureset`) and the training config; writes one
+MLflow parent run in experiment `tenure-<task>` (nested runs: the Optuna trials), one Optuna
+study in `settings.optuna_storage_url`, and one registered model version with alias `challenger`.
+
+What the parent run holds (promotion, serving and monitoring read these names):
+
+- artefacts: `model/` (the pyfunc, `training.pyfunc`), `reference/reference.parquet` (training
+  rows, at most `evaluation.reference_max_rows`, sampled with the seed: id, time, raw feature
+  values, group columns, label, `probability`), `evaluation/test_predictions.parquet` and
+  `evaluation/valid_predictions.parquet` (every row: id, time, group columns, label,
+  `probability`), `evaluation/metrics.json`, `config/train_config.json`, `plots/*.png`; id, time
+  and label keep the feature set's column names (`customer_id`, `snapshot_date`, the label name);
+- metrics `valid_<m>`, `test_<m>` (the registered model, calibrated), `baseline_valid_<m>`,
+  `baseline_test_<m>` (default LightGBM parameters, calibrated the same way) for every metric in
+  `training.evaluate.METRICS`;
+- tags `tenure.task`, `tenure.model_name`, `tenure.featureset_path`, `tenure.featureset_hash`,
+  `tenure.split`, `tenure.best_trial`, `tenure.chosen`, `tenure.calibration`, `tenure.git_commit`,
+  `tenure.seed` (and `tenure.columns`, `tenure.study`, `tenure.registered_version`).
+
+Choices made without looking at the test period: the final parameters are the best trial's,
+unless the default-parameter baseline scores a higher validation AUC (then the baseline's; tag
+`tenure.chosen`); the calibration is judged on a held-out half of the validation period
+(`training.evaluate.choose_calibration`). The final model is fitted on the training period with
+early stopping on the validation period, exactly as in the trials, so its validation predictions
+are out of sample for the booster and can calibrate it.
+
+Tasks with monotone constraints (default risk: more days past due, late payments and debt never
+lower the risk) train with `monotone_constraints_method: intermediate`, and the final booster is
+checked on 500 training rows along a grid of each constrained feature before anything is
+registered; a model that breaks a constraint stops the run (`TrainingError`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from configs import TenureError
+from configs.settings import Settings
+from configs.train import TrainConfig
+from features.featureset import FeatureSet, read_featureset
+from models import TASKS, LabelSpec, TaskSpec, Tier, load_spec
+from training.artifact import Calibration, TenureModel
+from training.evaluate import binary_metrics, choose_calibration
+from training.split import Split, split_featureset
+
+CHALLENGER = "challenger"
+VALID_NAME = "valid"
+Echo = Callable[[str], None]
+
+
+class TrainingError(TenureError, ValueError):
+    """A feature set that does not fit the task, or a training run that cannot proceed."""
+
+
+# ---- the one training function ------------------------------------------------------------
+
+@dataclass
+class TrainData:
+    """Encoded training and validation matrices plus the fixed boosting policy."""
+
+    X_train: np.ndarray  # noqa: N815 - ML convention
+    y_train: np.ndarray
+    X_valid: np.ndarray  # noqa: N815
+    y_valid: np.ndarray
+    feature_names: list[str]
+    categorical: list[int]
+    n_estimators: int
+    early_stopping_rounds: int
+
+
+def lightgbm_params(cfg: TrainConfig, spec: TaskSpec) -> dict[str, Any]:
+    """The fixed LightGBM parameters of a task: objective, reproducibility, monotone constraints.
+
+    Searched parameters are added on top; the baseline uses these alone (LightGBM defaults for
+    everything else).
+    """
+    params: dict[str, Any] = {
+        "objective": "binary",
+        "metric": "auc",
+        "seed": cfg.seed,
+        "num_threads": cfg.num_threads,
+        "deterministic": True,
+        "force_col_wise": True,
+        "feature_pre_filter": False,
+        "verbosity": -1,
+        **cfg.lightgbm.params,
+    }
+    monotone = spec.monotone_vector()
+    if any(monotone):
+        params["monotone_constraints"] = monotone
+        params["monotone_constraints_method"] = cfg.lightgbm.monotone_constraints_method
+    return params
+
+
+def passive_openmp() -> None:
+    """Ask OpenMP to sleep, not spin, while it waits (unless the user chose otherwise).
+
+    LightGBM's OpenMP threads busy-wait by default; on a shared 2-core machine that made
+    `num_threads: 2` about 20x slower than one thread (measured). The setting is read when
+    LightGBM's library loads, so this must run before the first `import lightgbm`; later calls
+    change nothing.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def train_and_score(params: dict[str, Any], data: TrainData,
+                    callbacks: Sequence[Callable[..., None]] = ()) -> tuple[Any, float]:
+    """Fit LightGBM on the training period, early-stopped on the validation AUC.
+
+    Returns the booster cut at its best iteration and that iteration's validation ROC AUC. The
+    Optuna trials, the final model and the baseline all go through here.
+    """
+    passive_openmp()
+    import lightgbm as lgb
+
+    train_set = lgb.Dataset(data.X_train, label=data.y_train, feature_name=data.feature_names,
+                            categorical_feature=data.categorical or "auto", free_raw_data=True)
+    valid_set = lgb.Dataset(data.X_valid, label=data.y_valid, reference=train_set)
+    booster = lgb.train(
+        params, train_set, num_boost_round=data.n_estimators, valid_sets=[valid_set], valid_names=[VALID_NAME],
+        callbacks=[lgb.early_stopping(data.early_stopping_rounds, first_metric_only=True, verbose=False),
+                   *callbacks],
+    )
+    best_iteration = booster.best_iteration or booster.current_iteration()
+    score = float(booster.best_score[VALID_NAME]["auc"])
+    trimmed = lgb.Booster(model_str=booster.model_to_string(num_iteration=best_iteration))
+    trimmed.best_iteration = best_iteration
+    return trimmed, score
+
+
+def monotone_violations(booster: Any, X: np.ndarray, feature_names: Sequence[str],  # noqa: N803
+                        monotone: dict[str, int], grid_points: int = 20) -> dict[str, float]:
+    """Per constrained feature, the largest raw-score move against its constraint (0.0 = respected).
+
+    Each row of `X` is scored along a grid of the feature's values (its quantiles in `X` plus
+    0), the other features held; a +1 feature must never lower the score, a -1 never raise it.
+    """
+    out: dict[str, float] = {}
+    for name, sign in monotone.items():
+        if not sign:
+            continue
+        j = list(feature_names).index(name)
+        col = X[:, j][np.isfinite(X[:, j])]
+        grid = np.unique(np.concatenate([[0.0], np.quantile(col, np.linspace(0, 1, grid_points))])) if len(col) else [0.0]
+        scores = []
+        for value in grid:
+            Xg = X.copy()  # noqa: N806
+            Xg[:, j] = value
+            scores.append(booster.predict(Xg, raw_score=True))
+        steps = np.diff(np.vstack(scores), axis=0) * sign
+        out[name] = float(max(0.0, -steps.min())) if steps.size else 0.0
+    return out
+
+
+# ---- task specs ---------------------------------------------------------------------------
+
+GENERIC_TIERS: tuple[tuple[str, float, str, str, str], ...] = (
+    ("low", 0.3, "no_action", "No action.", "无需行动。"),
+    ("medium", 0.6, "review", "Review the case.", "人工复核。"),
+    ("high", 1.0, "act", "Act now.", "立即采取行动。"),
+)
+
+
+def generic_spec(fs: FeatureSet, name: str) -> TaskSpec:
+    """A task spec for an own-data feature set: its features, no monotone constraints, 3 generic tiers.
+
+    The label horizon is unknown for own data; it is taken as 1 month (the out-of-time gap):
+    set `split.gap_months` in a training config when the label looks further ahead.
+    """
+    horizon = fs.label.get("horizon_months") or 1
+    return TaskSpec(
+        name=name,
+        title=name,
+        question=f"Will {fs.label.get('definition') or fs.label_name} hold?",
+        positive_means="raised the predicted probability",
+        label=LabelSpec(name=fs.label_name, event="column", horizon_months=int(horizon), eligibility="all",
+                        definition=str(fs.label.get("definition") or fs.label_name)),
+        features=tuple(fs.feature_names),
+        monotone={},
+        groups=tuple(fs.group_columns),
+        tiers=tuple(Tier(name=n, max_probability=p, action=a, action_en=en, action_zh=zh)
+                    for n, p, a, en, zh in GENERIC_TIERS),
+    )
+
+
+def resolve_spec(task_or_spec: str | TaskSpec, fs: FeatureSet) -> TaskSpec:
+    """The spec to train: a built-in task by name, a given spec, or a generic one named after `fs`."""
+    if isinstance(task_or_spec, TaskSpec):
+        return task_or_spec
+    if task_or_spec in TASKS:
+        return load_spec(task_or_spec)
+    if task_or_spec == fs.task:
+        return generic_spec(fs, task_or_spec)
+    raise TrainingError(f"unknown task {task_or_spec!r}; choose one of {', '.join(TASKS)}, or train your own "
+                        f"data with --dataset-config (feature set task: {fs.task!r})")
+
+
+def _check_featureset(fs: FeatureSet, spec: TaskSpec, path: Path) -> list[dict[str, Any]]:
+    """The feature definitions in the spec's order; errors when the feature set is for another task."""
+    if spec.label.event != "column" and fs.task != spec.name:
+        raise TrainingError(f"feature set {path} was built for task {fs.task!r}, not {spec.name!r}")
+    if fs.label_name != spec.label.name:
+        raise TrainingError(f"feature set {path} has label {fs.label_name!r}; task {spec.name} needs "
+                            f"{spec.label.name!r}")
+    defs = {f["name"]: f for f in fs.features}
+    missing = [f for f in spec.features if f not in defs]
+    if missing:
+        raise TrainingError(f"feature set {path} lacks features {missing} of task {spec.name}; rebuild it "
+                            "with `tenure features build`")
+    return [defs[f] for f in spec.features]
+
+
+# ---- the run ------------------------------------------------------------------------------
+
+@dataclass
+class TrainResult:
+    run_id: str
+    model_name: str
+    version: str
+    model_uri: str  # models:/<name>/<version> (immutable; the alias `challenger` moves)
+    test_metrics: dict[str, float]
+    baseline_test_metrics: dict[str, float]
+    best_params: dict[str, Any]
+    chosen: str = "tuned"
+    calibration: str = "none"
+    best_trial: int | None = None
+    study_name: str = ""
+    split: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON line `tenure train` prints per task."""
+        return {"run_id": self.run_id, "model_name": self.model_name, "version": self.version,
+                "model_uri": self.model_uri, "test_metrics": self.test_metrics}
+
+
+def study_name_for(spec: TaskSpec, fs_hash: str, cfg: TrainConfig, params: dict[str, Any]) -> str:
+    """`<task>-<featureset hash[:12]>-<search hash[:8]>`: resumable, never mixing search spaces.
+
+    The search hash covers everything that changes what a trial means (seed, split, fixed and
+    searched parameters, pruning); the budget is left out, so a larger `n_trials` extends the
+    same study.
+    """
+    search = {
+        "seed": cfg.seed, "split": cfg.split.model_dump(mode="json"), "lightgbm": cfg.lightgbm.model_dump(mode="json"),
+        "search_space": {k: v.model_dump(mode="json") for k, v in cfg.tuning.search_space.items()},
+        "sampler_startup_trials": cfg.tuning.sampler_startup_trials,
+        "pruning": cfg.tuning.pruning.model_dump(mode="json"), "params": params,
+    }
+    digest = hashlib.sha256(json.dumps(search, sort_keys=True, default=str).encode()).hexdigest()
+    return f"{spec.name}-{fs_hash[:12]}-{digest[:8]}"
+
+
+def _columns(fs: FeatureSet, spec: TaskSpec) -> dict[str, Any]:
+    groups = [g for g in fs.group_columns if g in fs.frame.columns]
+    return {"id": fs.id_column, "time": fs.time_column, "label": fs.label_name, "groups": groups,
+            "probability": "probability"}
+
+
+def _prediction_frame(rows: pd.DataFrame, cols: dict[str, Any], probability: np.ndarray,
+                      features: Sequence[str] = ()) -> pd.DataFrame:
+    keep = [cols["id"], cols["time"], *features]
+    keep += [g for g in cols["groups"] if g not in keep]
+    out = rows[[*keep, cols["label"]]].reset_index(drop=True).copy()
+    out["probability"] = np.asarray(probability, dtype=np.float64)
+    return out
+
+
+def _log_datasets(split: Split, fs: FeatureSet, spec: TaskSpec, path: Path) -> None:
+    import mlflow
+
+    digest = fs.content_hash[:32]  # MLflow keeps at most 36 characters; the full hash is a tag
+    with warnings.catch_warnings():  # MLflow's hints about integer columns and local sources
+        warnings.simplefilter("ignore", UserWarning)
+        for part in ("train", "valid", "test"):
+            frame = getattr(split, part)
+            ds = mlflow.data.from_pandas(frame, source=str(path), targets=fs.label_name,
+                                         name=f"{spec.name}-{part}", digest=digest)
+            mlflow.log_input(ds, context=part)
+
+
+def _calibrated_metrics(booster: Any, data: TrainData, X_test: np.ndarray, y_test: np.ndarray,  # noqa: N803
+                        valid_times: pd.Series, cfg: TrainConfig) -> tuple[Calibration, dict[str, float], dict[str, np.ndarray]]:
+    """Choose the calibration on the validation period and score valid and test with it."""
+    raw_valid = booster.predict(data.X_valid, raw_score=True)
+    calibration, scores = choose_calibration(raw_valid, data.y_valid, valid_times, cfg.calibration.methods, cfg.seed)
+    probs = {"valid": calibration(raw_valid), "test": calibration(booster.predict(X_test, raw_score=True))}
+    return calibration, scores, probs
+
+
+def _metrics(y: np.ndarray, p: np.ndarray, cfg: TrainConfig) -> dict[str, float]:
+    return binary_metrics(y, p, ece_bins=cfg.evaluation.ece_bins, top_fraction=cfg.evaluation.top_fraction)
+
+
+def train_task(task_or_spec: str | TaskSpec, featureset_path: Path | str, cfg: TrainConfig, settings: Settings, *,
+               model_name: str | None = None, echo: Echo | None = None) -> TrainResult:
+    """Train, evaluate, log and register one model; see the module docstring for what is written.
+
+    `task_or_spec`: a built-in task name, a `TaskSpec`, or the task name stored in an own-data
+    feature set (a generic spec is made for it). `model_name` defaults to the spec's name.
+    """
+    import mlflow
+
+    from training import tune as tuning
+    from training.plots import write_plots
+    from training.pyfunc import log_tenure_model
+    from training.tracking import git_commit, git_dirty, setup_mlflow
+
+    passive_openmp()
+    say = echo or (lambda _msg: None)
+    started = time.monotonic()
+    path = Path(featureset_path).resolve()
+    fs = read_featureset(path)
+    spec = resolve_spec(task_or_spec, fs)
+    name = model_name or spec.name
+    defs = _check_featureset(fs, spec, path)
+    encoder = TenureModel(booster=None, features=defs)
+    feature_names = encoder.feature_names
+    cols = _columns(fs, spec)
+    label = fs.label_name
+
+    split_cfg = cfg.split
+    if split_cfg.kind == "auto" and fs.lineage.get("split") == "random":
+        split_cfg = split_cfg.model_copy(update={"kind": "random"})
+    split = split_featureset(fs.frame, fs.time_column, label, spec.label.horizon_months, split_cfg, cfg.seed)
+    split_desc = split.describe(fs.time_column)
+    say(f"{name}: {split.kind} split, train {split_desc['train']} ({len(split.train):,} rows), "
+        f"valid {split_desc['valid']} ({len(split.valid):,}), test {split_desc['test']} ({len(split.test):,})")
+
+    def encode(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        return encoder.encode_frame(rows[feature_names]), rows[label].to_numpy().astype(np.int64)
+
+    X_train, y_train = encode(split.train)  # noqa: N806
+    X_valid, y_valid = encode(split.valid)  # noqa: N806
+    X_test, y_test = encode(split.test)  # noqa: N806
+    data = TrainData(X_train, y_train, X_valid, y_valid, feature_names, encoder.categorical_indices,
+                     cfg.lightgbm.n_estimators, cfg.lightgbm.early_stopping_rounds)
+    base = lightgbm_params(cfg, spec)
+    study_name = study_name_for(spec, fs.content_hash, cfg, base)
+
+    setup_mlflow(settings, name)
+    commit = git_commit()
+    with mlflow.start_run(run_name=f"{name}-train") as run:
+        run_id = run.info.run_id
+        mlflow.set_tags({
+            "tenure.task": spec.name, "tenure.model_name": name, "tenure.featureset_path": str(path),
+            "tenure.featureset_hash": fs.content_hash, "tenure.split": json.dumps(split_desc),
+            "tenure.git_commit": commit, "tenure.git_dirty": str(git_dirty()).lower(),
+            "tenure.seed": str(cfg.seed), "tenure.study": study_name,
+            "tenure.columns": json.dumps(cols),
+        })
+        mlflow.log_params({
+            "task": spec.name, "model_name": name, "seed": cfg.seed, "num_threads": cfg.num_threads,
+            "split_kind": split.kind, "gap_months": split.gap_months, "n_features": len(feature_names),
+            "n_trials": cfg.tuning.n_trials, "timeout_seconds": cfg.tuning.timeout_seconds,
+            "pruning": cfg.tuning.pruning.pruner if cfg.tuning.pruning.enabled else "off",
+            "n_estimators": cfg.lightgbm.n_estimators, "early_stopping_rounds": cfg.lightgbm.early_stopping_rounds,
+            "monotone_constraints": int(any(spec.monotone_vector())),
+            "monotone_constraints_method": cfg.lightgbm.monotone_constraints_method,
+        })
+        _log_datasets(split, fs, spec, path)
+
+        # search, then the two candidates: best trial and default parameters
+        say(f"{name}: Optuna study {study_name} in {settings.optuna_storage_url}; watch it with "
+            f"`optuna-dashboard {settings.optuna_storage_url}`")
+        tuned = tuning.tune(data, base, cfg, settings.optuna_storage_url, study_name, log_trials=True)
+        say(f"{name}: {tuned.n_complete} complete and {tuned.n_pruned} pruned trials"
+            f" ({tuned.new_trials} new); best valid AUC {tuned.best_value:.4f}" if tuned.best_value is not None
+            else f"{name}: no trial completed")
+        baseline_booster, baseline_valid_auc = train_and_score(base, data)
+        if tuned.best_params is not None:
+            tuned_booster, tuned_valid_auc = train_and_score({**base, **tuned.best_params}, data)
+        else:
+            tuned_booster, tuned_valid_auc = None, float("-inf")
+        chosen = "tuned" if tuned_booster is not None and tuned_valid_auc >= baseline_valid_auc else "baseline"
+        booster = tuned_booster if chosen == "tuned" else baseline_booster
+        final_params = {**base, **(tuned.best_params or {})} if chosen == "tuned" else dict(base)
+
+        if spec.monotone:
+            sample = X_train[_sample_index(len(X_train), 500, cfg.seed)]
+            broken = {f: v for f, v in monotone_violations(booster, sample, feature_names, spec.monotone).items()
+                      if v > 1e-9}
+            if broken:
+                raise TrainingError(
+                    f"the {chosen} model of {name} breaks its monotone constraints (largest raw-score move "
+                    f"against the constraint: {broken}) with lightgbm.monotone_constraints_method "
+                    f"{cfg.lightgbm.monotone_constraints_method!r}; use intermediate or basic")
+            mlflow.set_tag("tenure.monotone_check", "passed")
+
+        valid_times = split.valid[fs.time_column].reset_index(drop=True)
+        calibration, cal_scores, probs = _calibrated_metrics(booster, data, X_test, y_test, valid_times, cfg)
+        _, _, base_probs = _calibrated_metrics(baseline_booster, data, X_test, y_test, valid_times, cfg)
+        metrics = {"valid": _metrics(y_valid, probs["valid"], cfg), "test": _metrics(y_test, probs["test"], cfg),
+                   "baseline_valid": _metrics(y_valid, base_probs["valid"], cfg),
+                   "baseline_test": _metrics(y_test, base_probs["test"], cfg)}
+        flat = {f"{part}_{m}": v for part, ms in metrics.items() for m, v in ms.items()}
+        flat |= {"tuned_valid_es_roc_auc": tuned_valid_auc if tuned_booster is not None else float("nan"),
+                 "baseline_valid_es_roc_auc": baseline_valid_auc, "best_iteration": float(booster.best_iteration),
+                 "n_trials_complete": float(tuned.n_complete), "n_trials_pruned": float(tuned.n_pruned),
+                 "train_rows": float(len(split.train)), "train_positive_rate": float(y_train.mean()),
+                 "test_positive_rate": float(y_test.mean()),
+                 **{f"calibration_brier_{m}": v for m, v in cal_scores.items()}}
+        mlflow.log_metrics(flat)
+        if tuned.best_params is not None:
+            mlflow.log_params({f"best_{k}": v for k, v in tuned.best_params.items()})
+        mlflow.set_tags({"tenure.best_trial": str(tuned.best_trial) if tuned.best_trial is not None else "none",
+                         "tenure.chosen": chosen, "tenure.calibration": calibration.method,
+                         "tenure.best_params": json.dumps(tuned.best_params or {})})
+        say(f"{name}: chose the {chosen} parameters (valid AUC tuned {tuned_valid_auc:.4f} vs baseline "
+            f"{baseline_valid_auc:.4f}), calibration {calibration.method}; test AUC "
+            f"{metrics['test']['roc_auc']:.4f} (baseline {metrics['baseline_test']['roc_auc']:.4f})")
+
+        model = TenureModel(
+            booster=booster, features=defs, calibration=calibration, task_spec=spec.model_dump(mode="json"),
+            meta={"task": spec.name, "model_name": name, "run_id": run_id, "featureset_path": str(path),
+                  "featureset_hash": fs.content_hash, "id_column": fs.id_column, "time_column": fs.time_column,
+                  "label": fs.label, "group_columns": cols["groups"], "split": split_desc, "chosen": chosen,
+                  "params": final_params, "best_iteration": int(booster.best_iteration), "git_commit": commit,
+                  "seed": cfg.seed, "trained_at": pd.Timestamp.now(tz="UTC").isoformat()},
+        )
+
+        with tempfile.TemporaryDirectory(prefix="tenure-train-") as tmp_dir:
+            tmp = Path(tmp_dir)
+            reference = _reference(split.train, cols, feature_names, model, encoder, cfg)
+            (tmp / "reference").mkdir()
+            reference.to_parquet(tmp / "reference" / "reference.parquet", index=False)
+            (tmp / "evaluation").mkdir()
+            _prediction_frame(split.test, cols, probs["test"]).to_parquet(
+                tmp / "evaluation" / "test_predictions.parquet", index=False)
+            _prediction_frame(split.valid, cols, probs["valid"]).to_parquet(
+                tmp / "evaluation" / "valid_predictions.parquet", index=False)
+            (tmp / "evaluation" / "metrics.json").write_text(json.dumps({
+                **metrics, "chosen": chosen, "calibration": calibration.to_dict(),
+                "calibration_brier_heldout": cal_scores, "best_trial": tuned.best_trial,
+                "best_params": tuned.best_params, "final_params": final_params,
+                "best_iteration": int(booster.best_iteration), "split": split_desc, "columns": cols,
+            }, indent=2, default=_json_default))
+            (tmp / "config").mkdir()
+            (tmp / "config" / "train_config.json").write_text(json.dumps(
+                {"train": cfg.model_dump(mode="json"), "task_spec": spec.model_dump(mode="json"),
+                 "lightgbm_fixed_params": base, "featureset": {"path": str(path), "hash": fs.content_hash}},
+                indent=2, default=_json_default))
+            sample = _sample_index(len(split.test), cfg.evaluation.shap_rows, cfg.seed)
+            write_plots(tmp / "plots", y=y_test, probability=probs["test"], baseline_probability=base_probs["test"],
+                        contributions=model.contributions(X_test[sample], num_threads=cfg.num_threads),
+                        shap_values=X_test[sample], gain=booster.feature_importance("gain"),
+                        feature_names=feature_names, title=f"{name} (test)", bins=cfg.evaluation.ece_bins,
+                        seed=cfg.seed)
+            mlflow.log_artifacts(str(tmp))
+
+        info = log_tenure_model(model, reference[feature_names].head(5), registered_model_name=name)
+        version = str(info.registered_model_version)
+        client = mlflow.MlflowClient()
+        client.set_registered_model_alias(name, CHALLENGER, version)
+        for key, value in {"tenure.task": spec.name, "tenure.run_id": run_id,
+                           "tenure.featureset_hash": fs.content_hash, "tenure.featureset_path": str(path),
+                           "tenure.chosen": chosen, "tenure.calibration": calibration.method}.items():
+            client.set_model_version_tag(name, version, key, value)
+        mlflow.set_tag("tenure.registered_version", version)
+        mlflow.log_metric("train_seconds", time.monotonic() - started)
+
+    say(f"{name}: registered version {version} as {name}@{CHALLENGER} (run {run_id})")
+    return TrainResult(run_id=run_id, model_name=name, version=version, model_uri=f"models:/{name}/{version}",
+                       test_metrics=metrics["test"], baseline_test_metrics=metrics["baseline_test"],
+                       best_params=tuned.best_params or {}, chosen=chosen, calibration=calibration.method,
+                       best_trial=tuned.best_trial, study_name=study_name, split=split_desc)
+
+
+def _sample_index(n: int, k: int, seed: int) -> np.ndarray:
+    """At most `k` of `n` row positions, drawn with `seed`, in order."""
+    if n <= k:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=k, replace=False))
+
+
+def _reference(train: pd.DataFrame, cols: dict[str, Any], feature_names: list[str], model: TenureModel,
+               encoder: TenureModel, cfg: TrainConfig) -> pd.DataFrame:
+    """Training-period rows for monitoring: raw feature values as in the feature set, plus `probability`."""
+    rows = train.iloc[_sample_index(len(train), cfg.evaluation.reference_max_rows, cfg.seed)]
+    p = model.predict_proba(encoder.encode_frame(rows[feature_names]), num_threads=cfg.num_threads)
+    return _prediction_frame(rows, cols, p, features=feature_names)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path | pd.Timestamp):
+        return str(value)
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
