@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("features", "monitoring")
+BENCHMARKS = ("features", "serving", "monitoring")
 
 
 def main(names: list[str]) -> None:

@@ -159,7 +159,8 @@ def _traffic(state: DemoState) -> None:
     sent = {}
     with Progress(transient=True) as bar, httpx.Client(timeout=60) as client:
         for scenario, dataset_dir in (("baseline", state.baseline_dir), (DRIFT_SCENARIO, state.drift_dir)):
-            frame = scoring_frame(dataset_dir)
+            # customers a new decision is made for: active leases, not already in collections
+            frame = scoring_frame(dataset_dir, eligible_for="default_risk")
             as_of = frame["snapshot_date"].iloc[0].date()
             records = []
             for row in frame.drop(columns=["snapshot_date", "age_band", "city_tier"], errors="ignore").to_dict("records"):
@@ -220,6 +221,7 @@ STEPS: list[tuple[str, Callable[[DemoState], None]]] = [
 
 def run_demo(settings: Settings, customers: int = DEMO_CUSTOMERS, months: int = DEMO_MONTHS,
              seed: int = DEMO_SEED) -> DemoState:
+    _quiet_libraries()
     state = DemoState(settings=settings, customers=customers, months=months, seed=seed)
     for i, (name, step) in enumerate(STEPS, 1):
         typer.secho(f"[{i}/{len(STEPS)}] {name}", bold=True)
@@ -231,6 +233,19 @@ def run_demo(settings: Settings, customers: int = DEMO_CUSTOMERS, months: int = 
         state.timings[name] = time.perf_counter() - t0
     _summary(state)
     return state
+
+
+def _quiet_libraries() -> None:
+    """Keep the demo's output to its steps and summary: library chatter goes, errors stay."""
+    import logging
+    import os
+    import warnings
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    for name in ("mlflow", "alembic", "optuna", "evidently"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
 
 
 def _summary(state: DemoState) -> None:
@@ -259,7 +274,7 @@ def _summary(state: DemoState) -> None:
             typer.echo(f"  {task:<13} {pack.path}")
     if out.get("service_url"):
         url = out["service_url"]
-        typer.echo(f"\nservice: {url}  (API docs: {url}/docs, model info: {url}/model_info)")
+        typer.echo(f"\nservice: {url}  (API docs: {url}/ , OpenAPI: {url}/docs.json, model info: {url}/model_info)")
         typer.echo(f"  log: {out['service_log']}; predictions logged to {st.prediction_log_path}")
         typer.echo(f"  stop it with: kill -TERM -$(cat {out['pid_file']})")
     typer.echo(f"\nMLflow UI: mlflow ui --backend-store-uri {st.tracking_uri} --port 5000  ->  http://127.0.0.1:5000")

@@ -477,10 +477,12 @@ def build_featuresets(dataset_dir: Path, tasks: list[str], out_dir: Path, cfg: F
     return paths
 
 
-def scoring_frame(dataset_dir: Path, snapshot: str | None = None) -> pd.DataFrame:
+def scoring_frame(dataset_dir: Path, snapshot: str | None = None, eligible_for: str | None = None) -> pd.DataFrame:
     """Features of every customer with an active lease at one snapshot (default: the latest).
 
-    What applications would send for scoring today: all features of all tasks, no labels.
+    What applications would send for scoring today: all features of all tasks, no labels. With
+    `eligible_for` (a task), only the customers that task's label eligibility admits (e.g. not
+    already 60+ days past due for default risk), so live traffic matches the training population.
     """
     from features.definitions import FEATURES
     from features.validate import read_dataset
@@ -497,4 +499,6 @@ def scoring_frame(dataset_dir: Path, snapshot: str | None = None) -> pd.DataFram
         k = int(matches[0])
     ks = np.array([k])
     mask = panel["active_leases"][:, ks] > 0
+    if eligible_for is not None and load_spec(eligible_for).label.eligibility == "active_lease_not_in_default":
+        mask &= panel["dpd_current"][:, ks] < DEFAULT_DPD
     return panel_frame(panel, dataset["customers"], [f.name for f in FEATURES], ks, mask)

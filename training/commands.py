@@ -13,8 +13,9 @@ is therefore the JSON of the last task trained; a script reads all lines for `--
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -88,9 +89,27 @@ def train(
     else:
         for t in parse_train_tasks(task or "all"):
             jobs.append((t, st.featureset_path(dataset, t), None))
+    # Launched by `mlflow run` (MLproject): that run only records which Tenure runs it produced;
+    # Tenure's own parent runs live in the task's experiment, as for any other `tenure train`.
+    launcher_run = os.environ.pop("MLFLOW_RUN_ID", None)
+    summaries = []
     for name, path, model_name in jobs:
         result = train_task(name, path, cfg, st, model_name=model_name, echo=_err)
-        typer.echo(json.dumps({"task": name, **result.summary()}))
+        summaries.append({"task": name, **result.summary()})
+        typer.echo(json.dumps(summaries[-1]))
+    if launcher_run:
+        _record_launcher(launcher_run, st, summaries)
+
+
+def _record_launcher(run_id: str, settings: Any, summaries: list[dict[str, Any]]) -> None:
+    import mlflow
+
+    client = mlflow.MlflowClient(settings.tracking_uri)
+    client.set_tag(run_id, "tenure.trained_runs", ",".join(s["run_id"] for s in summaries))
+    client.set_tag(run_id, "tenure.models", ",".join(f"{s['model_name']}/{s['version']}" for s in summaries))
+    for s in summaries:
+        for metric, value in s["test_metrics"].items():
+            client.log_metric(run_id, f"{s['task']}.test_{metric}", value)
 
 
 @user_errors

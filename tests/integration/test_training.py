@@ -6,9 +6,12 @@
 - public tables through `--dataset-config` (modeldata/wa_churn, modeldata/credit_data): the
   30% stratified test holdout, kept apart from training, tuning and calibration, is scored from
   the raw CSV with `tenure predict` and must reach ROC AUC 0.84;
-- the synthetic generator and builder (`tenure data generate`, `tenure features build`): all
-  three tasks train, score test AUC within 0.70-0.92, and beat (or match) the default-parameter
-  baseline on the out-of-time test period.
+- the synthetic generator and builder (`tenure data generate`, `tenure features build`) at the
+  demo's scale (5,000 customers, 36 months): all three tasks train, score test AUC within
+  0.70-0.92, and beat (or match) the default-parameter baseline on the out-of-time test period.
+  The choice between tuned and baseline parameters is made on the validation period only; at
+  half the scale the test sets are small enough (about 300 positives) that churn's tuned model,
+  ahead by 0.0055 on validation, trailed by 0.008 on test, within the noise of the AUC.
 """
 
 from __future__ import annotations
@@ -377,7 +380,7 @@ def test_public_table_reaches_auc_084_on_its_holdout_scored_by_predict(name: str
 @pytest.mark.slow
 def test_all_tasks_on_generated_data_beat_the_baseline_within_the_expected_range(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    res = _invoke(["data", "generate", "--customers", "2500", "--months", "36", "--name", "demo", "--no-progress"],
+    res = _invoke(["data", "generate", "--customers", "5000", "--months", "36", "--name", "demo", "--no-progress"],
                   home)
     assert res.exit_code == 0, res.output
     res = _invoke(["features", "build", "--no-progress"], home)
