@@ -70,9 +70,8 @@ def log_tenure_model(model: TenureModel, example: pd.DataFrame, registered_model
 def _requirements() -> list[str]:
     from importlib.metadata import version
 
-    return [f"{pkg}=={version(pkg)}" for pkg in ("mlflow", "lightgbm", "numpy", "pandas", "scikit-learn")] + [
-        "tenure"
-    ]
+    # the Tenure package itself must be installed where the model is loaded (it holds TenurePyfunc)
+    return [f"{pkg}=={version(pkg)}" for pkg in ("mlflow", "lightgbm", "numpy", "pandas", "scikit-learn")]
 
 
 def load_tenure_model(model_uri: str) -> TenureModel:
