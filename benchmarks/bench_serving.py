@@ -3,18 +3,21 @@
 Needs a workspace with champions (run `make demo` first; `TENURE_HOME` picks another one). Starts,
 in turn, `mlflow models serve --env-manager local` of `models:/churn@champion` and Tenure's
 BentoML service, each on 127.0.0.1 and a free port, and drives both with the same bounded Python
-load generator (one customer per request, concurrency 1 and 16). Also times, in process, one-row
+load generator (one customer per request, concurrency 1 and 16): Debian's `wrk` when installed
+(`apt-get install wrk`; 10 s per measurement), else a bounded Python client. Also times, in process, one-row
 predict and pred_contrib as the floor, and `/score` (three models with reasons) at concurrency 1.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -50,7 +53,9 @@ def _stop(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
@@ -97,6 +102,34 @@ def drive(url: str, bodies: list[dict], concurrency: int, total: int) -> dict[st
             "p99_ms": round(latencies[int(0.99 * (len(latencies) - 1))], 2), "errors": errors}
 
 
+def drive_wrk(url: str, body: dict, concurrency: int, seconds: int = 10) -> dict[str, float]:
+    """The same POST from wrk (Debian's `wrk`): `concurrency` connections for `seconds`, bounded."""
+    import json
+    import re
+    import shutil
+
+    script = Path(tempfile.mkdtemp(prefix="tenure-wrk-")) / "post.lua"
+    script.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                      f"wrk.body = {json.dumps(json.dumps(body))}\n")
+    out = subprocess.run([shutil.which("wrk"), "-t", str(min(2, concurrency)), "-c", str(concurrency),
+                          "-d", f"{seconds}s", "--latency", "-s", str(script), url],
+                         capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+
+    def ms(label: str) -> float:
+        m = re.search(rf"{label}\s+([\d.]+)(us|ms|s)\b", out)
+        value, unit = float(m.group(1)), m.group(2)
+        return round(value / 1000 if unit == "us" else value * 1000 if unit == "s" else value, 3)
+
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = int(bad.group(1)) if bad else 0
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if sock:
+        errors += sum(int(g) for g in sock.groups())
+    return {"requests": total, "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "p50_ms": ms("50%"), "p99_ms": ms("99%"), "errors": errors, "tool": "wrk"}
+
+
 def _floor(model: Any, records: list[dict]) -> dict[str, float]:
     """In-process: encode + predict and encode + pred_contrib for one row (median of many)."""
     def timed(fn: Callable[[], Any], n: int = 2000) -> float:
@@ -127,6 +160,14 @@ def run() -> dict:
 
     settings = load_settings()
     setup_mlflow(settings)
+    use_wrk = shutil.which("wrk") is not None and os.environ.get("TENURE_BENCH_CLIENT", "wrk") == "wrk"
+
+    def load(url: str, bodies: list[dict], concurrency: int, total: int) -> dict[str, float]:
+        if use_wrk:  # a C load generator: the client is not the bottleneck on 2 cores
+            drive(url, bodies[:20], 1, 20)  # warm-up
+            return drive_wrk(url, bodies[0], concurrency)
+        return drive(url, bodies, concurrency, total)
+
     model = load_tenure_model("models:/churn@champion")
     dataset = settings.dataset_dir("demo")
     if not (dataset / "manifest.json").exists():
@@ -138,7 +179,9 @@ def run() -> dict:
                if k in model.feature_names}
         records.append({"customer_id": str(row["customer_id"]), **rec})
     features_only = [{k: v for k, v in r.items() if k != "customer_id"} for r in records]
-    env = {**os.environ, "MLFLOW_TRACKING_URI": settings.tracking_uri}
+    # mlflow starts `uvicorn` by name: the virtual environment's bin must be on PATH
+    env = {**os.environ, "MLFLOW_TRACKING_URI": settings.tracking_uri,
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     results: dict[str, Any] = {"floor": _floor(model, features_only)}
 
     # mlflow models serve (the pyfunc of the same registered version)
@@ -150,7 +193,7 @@ def run() -> dict:
     try:
         _wait(f"http://127.0.0.1:{port}/ping", proc)
         bodies = [{"dataframe_records": [r]} for r in features_only]
-        results["mlflow"] = {c: drive(f"http://127.0.0.1:{port}/invocations", bodies, c, n)
+        results["mlflow"] = {c: load(f"http://127.0.0.1:{port}/invocations", bodies, c, n)
                              for c, n in REQUESTS.items()}
     finally:
         _stop(proc)
@@ -167,9 +210,9 @@ def run() -> dict:
                                 start_new_session=True)
     try:
         _wait(f"http://127.0.0.1:{port}/readyz", proc)
-        results["tenure"] = {c: drive(f"http://127.0.0.1:{port}/predict_churn", records, c, n)
+        results["tenure"] = {c: load(f"http://127.0.0.1:{port}/predict_churn", records, c, n)
                              for c, n in REQUESTS.items()}
-        results["tenure_score_all_three_with_reasons"] = {1: drive(f"http://127.0.0.1:{port}/score", records, 1, 400)}
+        results["tenure_score_all_three_with_reasons"] = {1: load(f"http://127.0.0.1:{port}/score", records, 1, 400)}
     finally:
         _stop(proc)
 
