@@ -95,22 +95,10 @@ def read_log(path: Path, *, task: str | None = None, model_name: str | None = No
     `features` are feature definitions (`name`, `kind`, `categories`) to expand from the JSON;
     keys of the JSON not named there are ignored, and a feature absent from a row is missing.
     """
-    where, args = [], []
-    for col, value in (("task", task), ("model_name", model_name), ("model_version", model_version)):
-        if value is not None:
-            where.append(f"{col} = ?")
-            args.append(str(value))
-    lo, hi = to_utc_iso(since, "--since"), to_utc_iso(until, "--until")
-    if lo is not None:
-        where.append("scored_at >= ?")
-        args.append(lo)
-    if hi is not None:
-        where.append("scored_at < ?")
-        args.append(hi)
-    sql = f"SELECT {', '.join(LOG_COLUMNS)} FROM {TABLE}"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY row_id"
+    from serving.prediction_log import select_sql
+
+    sql, args = select_sql(LOG_COLUMNS, {"task": task, "model_name": model_name, "model_version": model_version},
+                           to_utc_iso(since, "--since"), to_utc_iso(until, "--until"))
     con = _connect(path)
     acc = _Columns()
     non_numeric: dict[str, int] = {}

@@ -164,6 +164,25 @@ def _utc_text(value: str | dt.datetime | dt.date | None, what: str) -> str | Non
     return ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def select_sql(columns: Sequence[str], equals: dict[str, Any], since: str | None,
+               until: str | None) -> tuple[str, list[str]]:
+    """SELECT of the log's rows in write order: columns equal to the non-None `equals` values, and
+    `scored_at` in [since, until) (UTC ISO text, either end open when None)."""
+    where, args = [], []
+    for col, value in equals.items():
+        if value is not None:
+            where.append(f"{col} = ?")
+            args.append(str(value))
+    for cond, bound in (("scored_at >= ?", since), ("scored_at < ?", until)):
+        if bound is not None:
+            where.append(cond)
+            args.append(bound)
+    sql = f"SELECT {', '.join(columns)} FROM {TABLE}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return sql + " ORDER BY row_id", args
+
+
 def read_predictions(path: Path | str, model_name: str | None = None, model_version: str | int | None = None,
                      since: str | dt.datetime | dt.date | None = None,
                      until: str | dt.datetime | dt.date | None = None) -> pd.DataFrame:
@@ -177,24 +196,8 @@ def read_predictions(path: Path | str, model_name: str | None = None, model_vers
     path = Path(path)
     if not path.exists():
         raise PredictionLogError(f"prediction log {path} does not exist")
-    where, args = [], []
-    if model_name is not None:
-        where.append("model_name = ?")
-        args.append(model_name)
-    if model_version is not None:
-        where.append("model_version = ?")
-        args.append(str(model_version))
-    lo, hi = _utc_text(since, "since"), _utc_text(until, "until")
-    if lo is not None:
-        where.append("scored_at >= ?")
-        args.append(lo)
-    if hi is not None:
-        where.append("scored_at < ?")
-        args.append(hi)
-    sql = f"SELECT {', '.join(COLUMNS)} FROM {TABLE}"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY row_id"
+    sql, args = select_sql(COLUMNS, {"model_name": model_name, "model_version": model_version},
+                           _utc_text(since, "since"), _utc_text(until, "until"))
     try:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
