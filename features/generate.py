@@ -9,7 +9,7 @@ How the data comes about. Customers join over time and are simulated month by mo
 over customers). Each carries hidden state that the tables show only through noisy events:
 
 - *distress* (AR(1) around a base risk from debt ratio, credit, blacklist and size band, plus
-  industry shocks and the lunar-new-year season) -> late and partial payments, collection calls,
+  monthly industry shocks and the lunar-new-year season) -> late and partial payments, collection calls,
   billing tickets and, through a monthly hazard, default: invoices stop being paid and reach 60
   days past due; the leases close as `defaulted` months later;
 - *dissatisfaction* (AR(1) around a personal level, fed by complaints, unresolved tickets and
@@ -20,7 +20,9 @@ over customers). Each carries hidden state that the tables show only through noi
 
 Scenarios shift chosen observable behaviour in the last `scenario_months` months; `SCENARIOS`
 lists, per scenario, the features (names of `features.definitions`) whose distribution moves and
-the effect on outcomes, and the manifest records both.
+the effect on outcomes, and the manifest records both. The hidden state draws from a random stream
+of its own, with the same number of draws every month, so a scenario's extra events leave the
+economy's path as in the baseline of the same seed: the two datasets differ by the scenario.
 """
 
 from __future__ import annotations
@@ -146,7 +148,10 @@ FAULT_RATE = np.array([.06, .22, .14, .09, .02])  # faults per asset-month
 SIZE_RENT = np.array([1.6, 1.0, 0.6])  # high / middle / low
 SIZE_RISK = np.array([-0.25, 0.0, 0.35])
 TECH = np.isin(np.array(schema.INDUSTRIES), ["it", "medical", "education"])
-INDUSTRY_SHOCK_SD = 0.07  # monthly innovation of the industry-wide distress (AR(1), 0.8)
+# a good or bad month for a whole industry, drawn afresh every month: no cycle that lasts a year, so
+# the baseline's payment behaviour a year apart differs by chance only (a lasting cycle, AR(1) 0.8,
+# moved late payments a year apart by up to 0.18 std, as much as a real shift)
+INDUSTRY_SHOCK_SD = 0.07
 # lunar new year (Jan/Feb) strains cash flow; December closes the books
 SEASON_DISTRESS = {1: 0.25, 2: 0.40, 3: 0.10, 12: 0.10}
 CAMPAIGN_MONTH = {3: 0.25, 6: 0.15, 9: 0.25, 11: 0.30}  # extra campaign exposure in promo months
@@ -174,6 +179,7 @@ DOWNTURN_DISTRESS = 0.75
 DOWNTURN_DISTRESS_INDUSTRY = 0.35  # extra for construction, manufacturing, retail, hospitality
 DOWNTURN_UTIL = -0.8  # on the logit of capacity use, reached in the last month (deepening)
 DOWNTURN_HOURS = -0.25  # fewer shifts: log-factor on hours, reached in the last month
+DOWNTURN_RESPONSE = 0.5  # a service desk cut back while tickets pile up: log-factor on response hours, ditto
 DOWNTURN_UPSELL = -0.5
 DOWNTURN_DEFAULT = 0.4  # on the default logit, beyond what the higher distress does
 DOWNTURN_PARTIAL = 0.6  # on the logit of paying only part of an invoice
@@ -281,7 +287,10 @@ class _Simulation:
     def __init__(self, cfg: DataConfig) -> None:
         self.cfg = cfg
         self.rng = np.random.default_rng(cfg.seed)
-        self.r_cust, self.r_pii, self.r_sim = self.rng.spawn(3)
+        # r_state drives the hidden state (economy, distress, satisfaction, growth, usage, default
+        # onset) with draws of a fixed size every month, so a scenario's extra events cannot
+        # change the economy's path: a scenario dataset differs from the baseline by the scenario
+        self.r_cust, self.r_pii, self.r_sim, self.r_state = self.rng.spawn(4)
         self.N = cfg.customers
         self.M = cfg.months
         m0 = np.datetime64(cfg.start_date, "M")
@@ -492,8 +501,9 @@ class _Simulation:
         cal = int(self.cal_month[m])
 
         # hidden state
-        self.ind_shock = 0.8 * self.ind_shock + INDUSTRY_SHOCK_SD * r.standard_normal(len(self.ind_shock))
-        self.D = 0.7 * self.D + 0.3 * self.base_risk + self.ind_shock[self.industry] + 0.45 * r.standard_normal(N)
+        rs = self.r_state
+        self.ind_shock = INDUSTRY_SHOCK_SD * rs.standard_normal(len(self.ind_shock))
+        self.D = 0.7 * self.D + 0.3 * self.base_risk + self.ind_shock[self.industry] + 0.45 * rs.standard_normal(N)
         D_eff = self.D + SEASON_DISTRESS.get(cal, 0.0)
         if downturn:
             hit = np.isin(self.industry, [_IDX["industry"][k] for k in
@@ -501,11 +511,11 @@ class _Simulation:
             D_eff = D_eff + DOWNTURN_DISTRESS + DOWNTURN_DISTRESS_INDUSTRY * hit
         # feedback from last month's experience, saturating so that it cannot run away
         self.S = np.clip(0.75 * self.S + 0.25 * self.S0 + np.minimum(self.S_bump, 1.0)
-                         + 0.3 * r.standard_normal(N), -4.0, 4.0)
+                         + 0.3 * rs.standard_normal(N), -4.0, 4.0)
         self.S_bump = np.zeros(N)
-        self.G = 0.85 * self.G + 0.15 * self.G0 + 0.3 * r.standard_normal(N)
+        self.G = 0.85 * self.G + 0.15 * self.G0 + 0.3 * rs.standard_normal(N)
         self.L = np.clip(self.L + 0.06 * (self.L0 - self.L) + 0.07 * self.G - 0.1 * np.maximum(self.S, 0)
-                         + 0.08 * r.standard_normal(N), -4.0, 4.0)
+                         + 0.08 * rs.standard_normal(N), -4.0, 4.0)
         # the downturn deepens: usage falls a little more every month of the shift
         depth = (m - self.shift_from + 1) / self.cfg.scenario_months if downturn else 0.0
         L_obs = self.L + DOWNTURN_UTIL * depth
@@ -516,9 +526,9 @@ class _Simulation:
         # default onset: from this month on the customer's invoices go unpaid
         billed_any = np.bincount(self.book["cust"][self.book["open"] & (self.book["start"] <= ms)], minlength=N) > 0
         elig = (self.state == 1) & ~self.in_default & billed_any
-        shock = 1.6 * r.standard_normal(N)  # what no record shows: a lost contract, an illness
+        shock = 1.6 * rs.standard_normal(N)  # what no record shows: a lost contract, an illness
         logit = A_DEFAULT + 0.9 * D_eff + 0.3 * self.base_risk + shock + (DOWNTURN_DEFAULT if downturn else 0.0)
-        onset = elig & (r.random(N) < _sigmoid(logit))
+        onset = elig & (rs.random(N) < _sigmoid(logit))
         self.in_default |= onset
         self.close_day = np.where(onset, ms + 14 + r.integers(61, 151, N), self.close_day)
 
@@ -533,7 +543,8 @@ class _Simulation:
             self.state[joiners] = 1
 
         late_c = self._bill_and_pay(ms, D_eff, DOWNTURN_PARTIAL if downturn else 0.0)
-        complaints = self._usage_and_tickets(ms, me, ndays, L_obs, DOWNTURN_HOURS * depth, late_c, competitor)
+        complaints = self._usage_and_tickets(ms, me, ndays, L_obs, DOWNTURN_HOURS * depth, late_c, competitor,
+                                             DOWNTURN_RESPONSE * depth)
         self._interactions(ms, ndays, late_c, competitor, cal)
         self.S_bump += 0.5 * complaints
 
@@ -632,8 +643,7 @@ class _Simulation:
         return np.bincount(c, weights=behind, minlength=N) > 0
 
     def _usage_and_tickets(self, ms: int, me: int, ndays: int, L_obs: np.ndarray, hours_shift: float,
-                           late_c: np.ndarray,
-                           competitor: bool) -> np.ndarray:
+                           late_c: np.ndarray, competitor: bool, response_shift: float = 0.0) -> np.ndarray:
         """IoT readings per active asset, and service tickets; returns complaints per customer."""
         r, b, N = self.r_sim, self.book, self.N
         leases = np.flatnonzero(b["open"] & (b["start"] <= me))
@@ -687,7 +697,8 @@ class _Simulation:
         opened = ms + np.floor(r.random(k) * ndays).astype(np.int64)
         S, svc = self.S[t_cust], self.svc[t_cust]
         base_hours = np.array([8., 20., 12., 16., 18., 24.])[t_cat]  # by TICKET_CATEGORIES
-        resp = np.clip(base_hours * np.exp(-0.35 * svc + 0.8 * r.standard_normal(k)), 0.1, 720).round(1)
+        resp = np.clip(base_hours * np.exp(-0.35 * svc + response_shift + 0.8 * r.standard_normal(k)),
+                       0.1, 720).round(1)
         fcr_adj = np.array([-0.6, 0.3, 0.0, 0.0, -0.8, 0.5])[t_cat]
         fcr = r.random(k) < _sigmoid(0.5 + 0.6 * svc + fcr_adj)
         is_cmp = (t_cat == cat["complaint"]) | (r.random(k) < _sigmoid(-4.0 + 0.8 * S + 0.6 * (resp > 48)))
