@@ -263,10 +263,17 @@ def _summary(state: DemoState) -> None:
                    f"{r.baseline_test_metrics['roc_auc']:.3f})  PR AUC {m['pr_auc']:.3f}  Brier {m['brier']:.4f}  "
                    f"ECE {m['ece']:.4f}  lift@10% {m['lift_top10']:.2f}")
     if out.get("monitoring"):
-        typer.echo("\nmonitoring (live traffic against each model version's reference period):")
+        typer.echo("\nmonitoring (live traffic against each model version's reference):")
         for (task, scenario), res in out["monitoring"].items():
-            flagged = ", ".join(res.flagged_features[:6]) or "none"
-            typer.echo(f"  {task:<13} {scenario:<9} {res.level.upper():<5} {res.rows:>5} rows; drifted: {flagged}")
+            flagged = res.flagged_features
+            shown = ", ".join(flagged[:6]) + (f" and {len(flagged) - 6} more" if len(flagged) > 6 else "")
+            reference = res.reference.get("kind", "?")
+            if res.reference.get("months"):
+                reference += " " + ", ".join(res.reference["months"])
+            pred = res.stats.prediction
+            pred_text = f"{pred.method_name} {pred.score:.3f}" if pred.score is not None else "not tested"
+            typer.echo(f"  {task:<13} {scenario:<9} {res.level.upper():<5} {res.rows:>5} rows vs {reference}; "
+                       f"prediction drift {pred_text}; drifted features: {len(flagged)} ({shown or 'none'})")
             typer.echo(f"      report: {res.report_dir / res.files['index_html']}")
     if out.get("compliance"):
         typer.echo("\ncompliance packs:")

@@ -21,7 +21,8 @@ def _ordered(warn: float, alert: float, what: str) -> None:
 
 
 class DriftConfig(StrictModel):
-    reference: Literal["test", "training"]
+    reference: Literal["season", "test", "training"]
+    season_min_rows: int = Field(ge=1)
     num_threshold: float | None = Field(ge=0)
     cat_threshold: float | None = Field(ge=0)
     exclude: list[str] = Field(default_factory=list)
@@ -35,6 +36,8 @@ class DriftConfig(StrictModel):
 
 
 class PredictionDriftConfig(StrictModel):
+    method: Literal["psi", "wasserstein"]
+    bins: int = Field(ge=2, le=100)
     warn: float = Field(ge=0)
     alert: float = Field(ge=0)
     match_calendar: list[str] = Field(default_factory=list)

@@ -20,12 +20,16 @@ column and their counts (the reference's pre-computed, the current column's from
 Wasserstein distance is then the integral of |F_ref - F_cur| over the merged distinct values;
 Jensen-Shannon, chi-square and z only need the counts. The scores equal Evidently's up to
 floating-point rounding, so the verdicts agree.
+
+Prediction drift (`prediction_drift`) is the population stability index of the probability over
+bands cut at the reference's quantiles (`ScoreBands`): Evidently's `psi` test on the band labels,
+which the Evidently report recomputes on the same labels.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -41,6 +45,7 @@ METHODS: dict[str, tuple[str, float, str]] = {
     "ks": ("K-S p_value", 0.05, "p_value"),
     "chisquare": ("chi-square p_value", 0.05, "p_value"),
     "z": ("Z-test p_value", 0.05, "p_value"),
+    "psi": ("PSI", 0.1, "distance"),
 }
 
 Kind = Literal["numeric", "categorical"]
@@ -151,6 +156,7 @@ class ColumnDrift:
     current_values: int
     excluded: bool = False
     note: str = ""
+    bands: list[float] | None = None  # PSI of a score: the cut points of its bands
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -175,7 +181,7 @@ def is_drift(method: str, score: float, threshold: float) -> bool:
     (K-S at or below)."""
     if not np.isfinite(score):
         return False
-    if method in ("wasserstein", "jensenshannon"):
+    if method in ("wasserstein", "jensenshannon", "psi"):
         return bool(score >= threshold)
     if method == "ks":
         return bool(score <= threshold)
@@ -244,6 +250,24 @@ def z_pvalue(ref_counts: Mapping[Any, int], cur_counts: Mapping[Any, int]) -> fl
     return float(2 * (1 - norm.cdf(np.abs(z))))
 
 
+def _filled(shares: np.ndarray) -> np.ndarray:
+    """Evidently's fill of empty shares (so the log stays finite): the smallest share / 10**6
+    when that is at most 0.0001, else 0.0001."""
+    nonzero = shares[shares != 0]
+    if not len(nonzero):
+        return shares
+    low = float(nonzero.min())
+    return np.where(shares == 0, low / 10**6 if low <= 0.0001 else 0.0001, shares)
+
+
+def psi_value(ref_counts: Mapping[Any, int], cur_counts: Mapping[Any, int]) -> float:
+    """Population stability index sum((r - c) * ln(r / c)) over the values' shares, as Evidently's
+    `psi` test computes it on a categorical column (empty shares filled, see `_filled`)."""
+    r, c = _aligned_counts(ref_counts, cur_counts)
+    rp, cp = _filled(r / r.sum()), _filled(c / c.sum())
+    return float(((rp - cp) * np.log(rp / cp)).sum())
+
+
 def ks_pvalue(ref: ColumnStats, cur_values: np.ndarray, cur_counts: np.ndarray) -> float:
     from scipy.stats import ks_2samp
 
@@ -305,7 +329,7 @@ def column_drift(ref: ColumnStats, current: Any, *, threshold: float | None = No
             cur_counts = {float(v): int(c) for v, c in zip(cur_values, cur_weights, strict=True)}
         ref_counts = ref.value_counts()
         score = {"jensenshannon": jensenshannon_distance, "chisquare": chisquare_pvalue,
-                 "z": z_pvalue}[method](ref_counts, cur_counts)
+                 "z": z_pvalue, "psi": psi_value}[method](ref_counts, cur_counts)
     return ColumnDrift(ref.name, ref.kind, method, name, thr, score, score_kind,
                        is_drift(method, score, thr), ref.n, n_c, excluded)
 
@@ -355,3 +379,46 @@ def feature_drift(reference: ReferenceStats, current: pd.DataFrame, columns: Ite
         thr = num_threshold if ref.kind == "numeric" else cat_threshold
         out[name] = column_drift(ref, values, threshold=thr, excluded=name in excluded)
     return DriftResult(columns=out, excluded=sorted(excluded & set(out)))
+
+
+# ---- prediction drift ---------------------------------------------------------------------------
+
+@dataclass
+class ScoreBands:
+    """Bands of a score cut at the reference's quantiles: band i holds edges[i-1] <= p < edges[i]."""
+
+    edges: np.ndarray  # sorted distinct interior cut points
+
+    @classmethod
+    def from_reference(cls, values: Any, bins: int) -> ScoreBands:
+        """`bins` bands at the quantiles of the reference's finite values (ties merge bands)."""
+        finite = _finite(values)
+        if not len(finite):
+            return cls(edges=np.zeros(0))
+        cuts = np.unique(np.quantile(finite, np.linspace(0.0, 1.0, bins + 1)[1:-1]))
+        return cls(edges=cuts[cuts > finite.min()])  # a cut at the minimum would leave band 1 empty
+
+    def labels(self, values: Any) -> np.ndarray:
+        """Each value's band as a sortable label (`b01` lowest); missing values get None."""
+        arr = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=np.float64)
+        index = np.searchsorted(self.edges, arr, side="right")
+        out = np.array([f"b{i + 1:02d}" for i in index], dtype=object)
+        out[~np.isfinite(arr)] = None
+        return out
+
+
+def prediction_drift(reference: ColumnStats, current: Any, *, method: str, bins: int,
+                     threshold: float) -> ColumnDrift:
+    """Drift of the predicted probability: `psi` over `bins` bands at the reference's quantiles,
+    or `wasserstein` (Evidently's default for a numeric column) on the values."""
+    if method == "wasserstein":
+        return column_drift(reference, current, method="wasserstein", threshold=threshold)
+    if method != "psi":
+        raise ValueError(f"unknown prediction drift method {method!r}; choose psi or wasserstein")
+    if reference.kind != "numeric" or reference.values is None:
+        raise ValueError(f"column {reference.name}: PSI bands need the numeric reference values")
+    bands = ScoreBands.from_reference(reference.values, bins)
+    ref_bands = column_stats(bands.labels(reference.values), reference.name, "categorical")
+    got = column_drift(ref_bands, bands.labels(current), method="psi", threshold=threshold)
+    return replace(got, kind="numeric", bands=[float(e) for e in bands.edges],
+                   note=got.note or f"{len(bands.edges) + 1} bands cut at the reference's quantiles")

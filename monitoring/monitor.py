@@ -1,28 +1,34 @@
 """`tenure monitor`: compare what a model version scored with the data it was built on.
 
-Reads, for one registered model version (default: the task's champion): its reference rows, by
-default the version's test period (`evaluation/test_predictions.parquet` joined with the feature
-set at the version tag `tenure.featureset_path`: the newest rows whose outcomes and performance
-are known), or its training rows (`reference/reference.parquet`, `drift.reference: training`,
-also the fallback when the feature set is gone or changed); its feature definitions and task
-spec (the model artefact); its test ROC AUC (run metric `test_roc_auc`); and the rows it scored
-in the prediction log within [since, until) on `scored_at`. With `outcomes`, a dataset folder
-whose task labels are joined to the logged rows. Writes the reports of `monitoring.reports` under
-`<reports_dir>/<task>/v<version>/<window>/` and logs them to the version's MLflow run.
+Reads, for one registered model version (default: the task's champion): the rows it scored in the
+prediction log within [since, until) on `scored_at`; its reference rows (`drift.reference`): by
+default the rows of its feature set (version tag `tenure.featureset_path`, unchanged since
+training) from the same calendar months as the window's snapshots (`as_of`), after its training
+period, scored by the version (`season`); or its test period (`evaluation/test_predictions.parquet`
+joined with the feature set: `test`, also the fallback of `season`); or its training rows
+(`reference/reference.parquet`: `training`, also the fallback when the feature set is gone or
+changed); its feature definitions and task spec (the model artefact); its test ROC AUC (run metric
+`test_roc_auc`). With `outcomes`, a dataset folder whose task labels are joined to the logged
+rows. Writes the reports of `monitoring.reports` under `<reports_dir>/<task>/v<version>/<window>/`
+and logs them to the version's MLflow run.
 
-Why the test period by default: with an out-of-time split the training rows are a year or more
-older than live traffic (label horizon, validation and test periods and their gaps lie between),
-so slow trends in the population flag features as drifted although nothing broke; the test
-period is the version's last known-good state, the one its metrics describe.
+Why the same season by default: payments, usage and risk follow the calendar (the lunar new year
+season, summer lease ends, a 31-day month adding a day past due to every late invoice), so a
+January window compared with a May-July test period shows drift that is only season. Why not the
+training rows: with an out-of-time split they are a year or more older than live traffic and the
+model has seen them. The test period (the fallback) is the version's last known-good state, the
+one its metrics describe.
 
 Checks and their levels (thresholds in `configs/monitor.yaml`):
 
 - `volume`: fewer than `min_rows` logged rows -> warn (too few to judge);
 - `data_drift`: share of model features (minus `drift.exclude`) whose drift test fires, with the
   test Evidently's DataDriftPreset would pick (see `monitoring.drift`), on all rows;
-- `prediction_drift`: normed Wasserstein distance of `probability` against the reference's
-  probabilities, re-scored with the calendar features (`prediction_drift.match_calendar`) set to
-  the window's values, so the model's seasonality is not read as drift;
+- `prediction_drift`: population stability index of `probability` over bands at the reference's
+  deciles (`prediction_drift.method: psi`; or Evidently's normed Wasserstein distance) against the
+  reference's probabilities; a `test` or `training` reference is re-scored with the calendar
+  features (`prediction_drift.match_calendar`) set to the window's values, so the model's own
+  seasonality is not read as drift;
 - `missing_values`, `invalid_values`: the worst feature (see `monitoring.quality`);
 - `performance`: drop of ROC AUC below the version's test ROC AUC: measured when outcomes label
   at least `performance.min_labelled_rows` rows (both classes), otherwise estimated (CBPE, see
@@ -48,9 +54,9 @@ from monitoring.drift import (
     ColumnDrift,
     DriftResult,
     ReferenceStats,
-    column_drift,
     column_stats,
     feature_drift,
+    prediction_drift,
 )
 from monitoring.performance import AucEstimate, Recalibration, estimate_roc_auc
 from monitoring.quality import FeatureQuality, feature_quality, worst_invalid, worst_missing
@@ -149,8 +155,9 @@ def compute_window(reference: pd.DataFrame, current: pd.DataFrame, definitions: 
     names = [d["name"] for d in definitions]
     drift = feature_drift(stats, current, names, num_threshold=cfg.drift.num_threshold,
                           cat_threshold=cfg.drift.cat_threshold, exclude=cfg.drift.exclude)
-    prediction = column_drift(stats.columns[PROBABILITY], current[PROBABILITY], method="wasserstein",
-                              threshold=cfg.prediction_drift.warn)
+    prediction = prediction_drift(stats.columns[PROBABILITY], current[PROBABILITY],
+                                  method=cfg.prediction_drift.method, bins=cfg.prediction_drift.bins,
+                                  threshold=cfg.prediction_drift.warn)
     quality = feature_quality(current, reference, definitions, non_numeric)
     estimate = estimate_roc_auc(current[PROBABILITY].to_numpy(dtype=np.float64), recalibration=recalibration,
                                 draws=cfg.performance.estimate_draws,
@@ -240,15 +247,6 @@ def monitor_task(task: str, settings: Settings, cfg: MonitorConfig, *, version: 
     model = load_model(ref)
     definitions = list(model.features)
     cols = ref.columns(model.meta)
-    with tempfile.TemporaryDirectory(prefix="tenure-monitor-") as tmp:
-        training_rows = pd.read_parquet(download(client, ref, "reference/reference.parquet", Path(tmp)))
-        test_path = download(client, ref, "evaluation/test_predictions.parquet", Path(tmp), required=False)
-        test_predictions = pd.read_parquet(test_path) if test_path is not None else None
-    reference, reference_info = choose_reference(ref, cfg, training_rows, test_predictions, cols,
-                                                 [d["name"] for d in definitions])
-    if reference_info.get("note"):
-        say(f"reference: {reference_info['note']}")
-
     log_path = settings.prediction_log_path
     window = read_log(log_path, model_name=ref.name, model_version=ref.version, since=since, until=until,
                       features=definitions)
@@ -257,14 +255,23 @@ def monitor_task(task: str, settings: Settings, cfg: MonitorConfig, *, version: 
         raise MonitoringError(f"no predictions of {ref.name} version {ref.version} in the log {log_path} "
                               f"{span} (scored_at); score with that version first, or widen --since/--until")
     log = window.frame
+    with tempfile.TemporaryDirectory(prefix="tenure-monitor-") as tmp:
+        training_rows = pd.read_parquet(download(client, ref, "reference/reference.parquet", Path(tmp)))
+        test_path = download(client, ref, "evaluation/test_predictions.parquet", Path(tmp), required=False)
+        test_predictions = pd.read_parquet(test_path) if test_path is not None else None
+    reference, reference_info = choose_reference(ref, cfg, training_rows, test_predictions, cols, model,
+                                                 log["as_of"] if "as_of" in log else None)
+    if reference_info.get("note"):
+        say(f"reference: {reference_info['note']}")
     say(f"{ref.name} v{ref.version}: {len(log):,} logged rows against {len(reference):,} rows of the "
-        f"{reference_info['kind']} period")
+        f"{reference_info['kind']} reference")
     recalibration = None
     label_col = cols.get("label")
     if test_predictions is not None and label_col in test_predictions.columns:
         recalibration = Recalibration.fit(test_predictions[PROBABILITY].to_numpy(),
                                           test_predictions[label_col].to_numpy())
-    matched = calendar_matched(model, reference, log, cfg.prediction_drift.match_calendar, cfg.reports.seed)
+    matched = None if reference_info["kind"] == "season" else calendar_matched(
+        model, reference, log, cfg.prediction_drift.match_calendar, cfg.reports.seed)
     if matched is not None:
         reference = reference.assign(**{PROBABILITY: matched})
         reference_info["probability"] = ("re-scored with " + ", ".join(
@@ -314,21 +321,80 @@ def calendar_matched(model: Any, reference: pd.DataFrame, log: pd.DataFrame, cal
 
 
 def choose_reference(ref: Any, cfg: MonitorConfig, training_rows: pd.DataFrame,
-                     test_predictions: pd.DataFrame | None, cols: Mapping[str, Any],
-                     feature_names: list[str]) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The rows the window is compared with (`drift.reference`) and a description of them."""
-    from monitoring.registry import test_period_rows
+                     test_predictions: pd.DataFrame | None, cols: Mapping[str, Any], model: Any,
+                     as_of: pd.Series | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The rows the window is compared with (`drift.reference`) and a description of them.
 
-    note = None
-    if cfg.drift.reference == "test":
-        if test_predictions is None:
-            note = "the version has no evaluation/test_predictions.parquet"
-        else:
-            rows, note = test_period_rows(ref, test_predictions, dict(cols), feature_names)
+    `season` falls back to `test` and `test` to `training`, each with a note saying why.
+    """
+    from monitoring.registry import featureset_rows, test_period_rows
+
+    names = list(model.feature_names)
+    notes: list[str] = []
+    if cfg.drift.reference in ("season", "test"):
+        frame, why = featureset_rows(ref, dict(cols), names)
+        if frame is None:
+            notes.append(f"compared with the training rows: {why}")
+            return training_rows, _describe("training", training_rows, cols, "; ".join(notes))
+        if cfg.drift.reference == "season":
+            rows, why = season_rows(frame, cols, ref, as_of, cfg.drift.season_min_rows, cfg.reports.seed)
             if rows is not None:
-                return rows, _describe("test", rows, cols, None)
-        note = f"compared with the training rows instead of the test period: {note}"
-    return training_rows, _describe("training", training_rows, cols, note)
+                rows = rows.assign(**{PROBABILITY: model.predict_proba(
+                    model.encode_frame(rows[model.feature_names], strict=False))})
+                info = _describe("season", rows, cols, None)
+                info["months"] = sorted({str(pd.Timestamp(t).date()) for t in rows[cols["time"]].unique()})
+                info["probability"] = "scored by the version (rows it was not trained on)"
+                return rows, info
+            notes.append(f"no same-season reference ({why}); compared with the test period")
+        if test_predictions is None:
+            notes.append("compared with the training rows: the version has no evaluation/test_predictions.parquet")
+        else:
+            rows, why = test_period_rows(frame, test_predictions, dict(cols), names)
+            if rows is not None:
+                return rows, _describe("test", rows, cols, "; ".join(notes) or None)
+            notes.append(f"compared with the training rows: {why}")
+    return training_rows, _describe("training", training_rows, cols, "; ".join(notes) or None)
+
+
+def season_rows(frame: pd.DataFrame, cols: Mapping[str, Any], ref: Any, as_of: pd.Series | None,
+                min_rows: int, seed: int) -> tuple[pd.DataFrame | None, str | None]:
+    """Rows of the feature set `frame` after the version's training period, from the calendar
+    months of the window's snapshots (`as_of`), in the window's mix of months.
+
+    Returns (rows, None) or (None, why): the window has no `as_of`, the version's split is unknown,
+    a month of the window has no such rows, or fewer than `min_rows` rows remain.
+    """
+    import json
+
+    time_col = cols["time"]
+    months = pd.to_datetime(as_of, errors="coerce").dropna() if as_of is not None else pd.Series([], dtype="M8[ns]")
+    if not len(months):
+        return None, "the logged rows carry no as_of (snapshot date)"
+    try:
+        train_end = pd.Timestamp(json.loads(ref.run_tags.get("tenure.split", ""))["train"][1])
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None, "the version's run has no tenure.split tag naming its training period"
+    times = pd.to_datetime(frame[time_col])
+    unseen = frame[times > train_end]
+    unseen_month = times[times > train_end].dt.month.to_numpy()
+    share = months.dt.month.value_counts(normalize=True)
+    available = {m: int((unseen_month == m).sum()) for m in share.index}
+    lacking = [m for m, n in available.items() if n == 0]
+    if lacking:
+        names = ", ".join(pd.Timestamp(2000, m, 1).strftime("%B") for m in sorted(lacking))
+        return None, f"the feature set has no rows of {names} after the training period (to {train_end.date()})"
+    # the most rows that keep the window's mix: each month's share of the total, within what it has
+    total = min(available[m] / share[m] for m in share.index)
+    rng = np.random.default_rng(seed)
+    picks = []
+    for m in sorted(share.index):
+        pool = np.flatnonzero(unseen_month == m)
+        k = min(len(pool), int(round(total * share[m])))
+        picks.append(pool if k == len(pool) else np.sort(rng.choice(pool, size=k, replace=False)))
+    rows = unseen.iloc[np.concatenate(picks)].reset_index(drop=True)
+    if len(rows) < min_rows:
+        return None, f"{len(rows):,} rows of the window's months after the training period, fewer than {min_rows:,}"
+    return rows, None
 
 
 def _describe(kind: str, rows: pd.DataFrame, cols: Mapping[str, Any], note: str | None) -> dict[str, Any]:

@@ -3,8 +3,9 @@
 Reads, at `settings.tracking_uri`: the registered model named after the task, the version (by
 number, or the one behind the alias `champion`), its run (tags, metrics) and the run's
 artefacts (`reference/reference.parquet`, `evaluation/test_predictions.parquet`,
-`evaluation/metrics.json`, `config/train_config.json`, `plots/*.png`) and the model itself
-(`training.pyfunc.load_tenure_model`). Writes nothing.
+`evaluation/metrics.json`, `config/train_config.json`, `plots/*.png`), the feature set it was
+trained on (when unchanged) and the model itself (`training.pyfunc.load_tenure_model`). Writes
+nothing.
 """
 
 from __future__ import annotations
@@ -121,16 +122,10 @@ def download(client: Any, ref: VersionRef, path: str, dst: Path, *, required: bo
     return local
 
 
-def test_period_rows(ref: VersionRef, test_predictions: Any, cols: dict[str, Any],
-                     feature_names: list[str]) -> tuple[Any, str | None]:
-    """The version's test rows with their features: `test_predictions` joined on (id, time) with
-    the feature set at the version tag `tenure.featureset_path`.
-
-    Returns (frame, None), or (None, why) when the feature set is gone, changed since training
-    (content hash differs from `tenure.featureset_hash`) or does not cover the test rows.
-    """
-    import pandas as pd
-
+def featureset_rows(ref: VersionRef, cols: dict[str, Any], feature_names: list[str]) -> tuple[Any, str | None]:
+    """The version's feature set (version tag `tenure.featureset_path`) as it was at training:
+    (frame, None), or (None, why) when it is gone, changed since training (content hash differs
+    from `tenure.featureset_hash`) or lacks the model's features or the id and time columns."""
     from features.featureset import FeatureSetError, read_featureset
 
     path = ref.tags.get("tenure.featureset_path") or ref.run_tags.get("tenure.featureset_path")
@@ -143,17 +138,31 @@ def test_period_rows(ref: VersionRef, test_predictions: Any, cols: dict[str, Any
         return None, f"feature set {path} cannot be read ({exc})"
     if logged_hash and fs.content_hash != logged_hash:
         return None, f"feature set {path} changed since training (content hash differs)"
+    missing = [n for n in (cols["id"], cols["time"], *feature_names) if n not in fs.frame.columns]
+    if missing:
+        return None, f"feature set {path} lacks columns {missing}"
+    return fs.frame, None
+
+
+def test_period_rows(frame: Any, test_predictions: Any, cols: dict[str, Any],
+                     feature_names: list[str]) -> tuple[Any, str | None]:
+    """The version's test rows with their features: `test_predictions` joined on (id, time) with
+    the feature set `frame` (from `featureset_rows`).
+
+    Returns (rows, None), or (None, why) when the feature set does not cover the test rows.
+    """
+    import pandas as pd
+
     id_col, time_col = cols["id"], cols["time"]
-    missing = [n for n in feature_names if n not in fs.frame.columns]
-    if missing or id_col not in test_predictions or time_col not in test_predictions:
-        return None, f"feature set {path} or the test predictions lack columns {missing or [id_col, time_col]}"
+    if id_col not in test_predictions or time_col not in test_predictions:
+        return None, f"the test predictions lack columns {[id_col, time_col]}"
     keys = test_predictions[[id_col, time_col, "probability"]].copy()
     keys[time_col] = pd.to_datetime(keys[time_col])
-    rows = fs.frame[[id_col, time_col, *feature_names]].copy()
+    rows = frame[[id_col, time_col, *feature_names]].copy()
     rows[time_col] = pd.to_datetime(rows[time_col])
     merged = keys.merge(rows, on=[id_col, time_col], how="inner", validate="one_to_one")
     if len(merged) < len(keys):
-        return None, f"feature set {path} holds {len(merged)} of the {len(keys)} test rows"
+        return None, f"the feature set holds {len(merged)} of the {len(keys)} test rows"
     return merged, None
 
 

@@ -4,7 +4,8 @@ Writes, per model version and window, under `<settings.reports_dir>/<task>/v<ver
 
 - `data_drift.html|json`: Evidently `DataDriftPreset` over the model's features (the thresholds
   of Tenure's verdicts; on all rows Evidently picks the tests itself, on a sample it is given
-  Tenure's) and `ValueDrift` of `probability` (prediction drift),
+  Tenure's) and `ValueDrift` of the prediction: PSI of `probability_band` (the probability's band
+  at the reference's deciles, as Tenure's PSI uses) or the Wasserstein distance of `probability`,
 - `data_quality.html|json`: Evidently `DataSummaryPreset` (missing values, ranges, categories),
 - `performance.html|json` (with outcomes): Evidently `ClassificationPreset`, the window's
   labelled rows against the version's test predictions,
@@ -30,13 +31,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from configs.settings import Settings
 from features.io import atomic_path
-from monitoring.drift import DriftResult
+from monitoring.drift import DriftResult, ScoreBands
 
 ARTIFACT_DIR = "monitoring"
+PROBABILITY_BAND = "probability_band"  # the probability's PSI band, as the Evidently report sees it
 TAG_LEVEL = "tenure.monitoring.last_level"
 TAG_WINDOW = "tenure.monitoring.last_window"
 TAG_AT = "tenure.monitoring.last_at"
@@ -116,9 +119,18 @@ def evidently_drift(reference: pd.DataFrame, current: pd.DataFrame, drift: Drift
             per_column_method={c.column: c.method for c in tested} if sampled else None,
             per_column_threshold={c.column: c.threshold for c in tested},
         ))
-    if prediction is not None and prediction.columns["probability"].method is not None:
+    scored = prediction.columns["probability"] if prediction is not None else None
+    if scored is not None and scored.method == "psi" and scored.bands is not None:
+        # Evidently bins a numeric column by equal widths; the PSI of record uses bands at the
+        # reference's quantiles, so Evidently gets the band labels as a categorical column
+        bands = ScoreBands(edges=np.asarray(scored.bands, dtype=np.float64))
+        current = current.assign(**{PROBABILITY_BAND: bands.labels(current["probability"])})
+        reference = reference.assign(**{PROBABILITY_BAND: bands.labels(reference["probability"])})
+        categorical.append(PROBABILITY_BAND)
+        metrics.append(ValueDrift(column=PROBABILITY_BAND, method="psi", threshold=prediction_threshold))
+    elif scored is not None and scored.method is not None:
         numeric.append("probability")
-        metrics.append(ValueDrift(column="probability", method="wasserstein", threshold=prediction_threshold))
+        metrics.append(ValueDrift(column="probability", method=scored.method, threshold=prediction_threshold))
     if not metrics:
         return {}
     cols = [*numeric, *categorical]

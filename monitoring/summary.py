@@ -33,7 +33,7 @@ def render_summary(result: Mapping[str, Any]) -> str:
         h.cards([
             ("logged rows", h.esc(h.fmt(result["rows"]))),
             ("features drifted", h.esc(f"{len(drift['drifted_features'])} of {drift['judged_features']}")),
-            ("prediction drift (W1 normed)", h.esc(h.fmt(pred.get("score")))),
+            (f"prediction drift ({pred.get('method_name') or 'n/a'})", h.esc(h.fmt(pred.get("score")))),
             ("ESTIMATED ROC AUC (CBPE)", h.esc(h.fmt(est.get("roc_auc")))),
             ("measured ROC AUC", h.esc(h.fmt((measured or {}).get("roc_auc")))),
             ("test ROC AUC at training", h.esc(h.fmt(perf.get("reference_roc_auc")))),
@@ -90,7 +90,8 @@ def _reference_line(ref: Mapping[str, Any]) -> str:
     if not ref:
         return ""
     span = " to ".join(ref.get("snapshots") or []) or "unknown snapshots"
-    what = "test period" if ref.get("kind") == "test" else "training rows"
+    what = {"season": "rows from the same calendar months, after its training period",
+            "test": "test period"}.get(ref.get("kind") or "", "training rows")
     note = f" ({h.esc(ref['note'])})" if ref.get("note") else ""
     return (f"<p>Compared with the version's {what}: {h.esc(h.fmt(ref.get('rows')))} rows, snapshots "
             f"{h.esc(span)}{note}.</p>")

@@ -206,8 +206,9 @@ NB04 = [
     ("md", "# 04 · A drift investigation with the monitoring reports\n\n"
            "A churn model trained on the baseline scenario meets customers of the `competitor` scenario (a "
            "rival's offer in the last months). The customers are scored through the service's own scoring "
-           "code into the prediction log; `monitor_task` compares them with the training reference, and the "
-           "manifest tells us which features the scenario really shifted."),
+           "code into the prediction log, with their snapshot date (`as_of`); `monitor_task` compares them with "
+           "the same calendar months of the model's feature set that it was not trained on (its season "
+           "reference), and the manifest tells us which features the scenario really shifted."),
     ("code", SETUP),
     ("code", "TASKS = [\"churn\"]\n" + PREPARE),
     ("code", """\
@@ -235,7 +236,8 @@ windows = {}
 for name, ds in (("baseline", dataset_dir), ("competitor", drift_dir)):
     frame = scoring_frame(ds)
     records = [{k: (None if pd.isna(v) else v) for k, v in r.items() if k in scorer.served("churn").model.feature_names}
-               | {"customer_id": str(r["customer_id"])} for r in frame.to_dict("records")]
+               | {"customer_id": str(r["customer_id"]), "as_of": str(r["snapshot_date"].date())}
+               for r in frame.to_dict("records")]
     since = dt.datetime.now(dt.UTC).isoformat()
     for i in range(0, len(records), 500):
         scorer.score_batch(records[i:i + 500])
@@ -249,7 +251,10 @@ from monitoring.monitor import monitor_task
 cfg = load_monitor_config(None)
 results = {name: monitor_task("churn", settings, cfg, since=a, until=b) for name, (a, b) in windows.items()}
 shifted = json.loads((drift_dir / "manifest.json").read_text())["scenario"]["shifted_features"]
-pd.DataFrame({name: {"level": r.level, "rows": r.rows, "drifted": ", ".join(r.flagged_features) or "-"}
+pd.DataFrame({name: {"level": r.level, "rows": r.rows, "reference": r.reference["kind"],
+                     "reference months": r.reference.get("months"),
+                     "prediction drift (PSI)": round(r.stats.prediction.score, 4),
+                     "drifted": ", ".join(r.flagged_features) or "-"}
               for name, r in results.items()}).T"""),
     ("md", "Which flagged features did the scenario really shift? (the manifest is the known truth)"),
     ("code", """\
@@ -268,6 +273,8 @@ def write(name: str, cells: list[tuple[str, str]]) -> Path:
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.cells = [nbformat.v4.new_markdown_cell(src) if kind == "md" else nbformat.v4.new_code_cell(src)
                 for kind, src in cells]
+    for i, cell in enumerate(nb.cells):  # stable ids: rebuilding changes only what changed
+        cell.id = f"cell-{i:02d}"
     path = HERE / name
     nbformat.write(nb, path)
     return path

@@ -38,7 +38,7 @@ def test_levels_and_exit_statuses() -> None:
 
 def test_config_rejects_inverted_bounds_and_unknown_keys(tmp_path: Path) -> None:
     cfg = load_monitor_config()
-    assert cfg.drift.reference == "test" and "snapshot_month" in cfg.drift.exclude
+    assert cfg.drift.reference == "season" and "snapshot_month" in cfg.drift.exclude
     bad = tmp_path / "m.yaml"
     bad.write_text("drift:\n  share_warn: 0.5\n  share_alert: 0.2\n")
     with pytest.raises(ConfigError, match=r"m\.yaml.*share_warn"):

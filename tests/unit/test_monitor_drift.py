@@ -165,3 +165,68 @@ def test_feature_drift_share_leaves_excluded_features_out() -> None:
     assert result.drifted_features == ["a"]
     assert result.share == pytest.approx(1 / 3)
     assert result.to_dict()["excluded"] == ["month"]
+
+
+# ---- prediction drift: PSI over bands at the reference's quantiles ---------------------------------
+
+def _psi_by_definition(ref: np.ndarray, cur: np.ndarray, bins: int) -> float:
+    """PSI from its definition: decile cut points of the reference, shares per band, sum (r-c) ln(r/c)."""
+    cuts = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1]))
+    cuts = cuts[cuts > ref.min()]
+    r = np.bincount(np.searchsorted(cuts, ref, side="right"), minlength=len(cuts) + 1) / len(ref)
+    c = np.bincount(np.searchsorted(cuts, cur, side="right"), minlength=len(cuts) + 1) / len(cur)
+    return float(((r - c) * np.log(r / c)).sum())
+
+
+def test_score_bands_cut_the_reference_into_equal_shares_and_merge_ties() -> None:
+    from monitoring.drift import ScoreBands
+
+    rng = np.random.default_rng(3)
+    ref = rng.beta(1.2, 30, 10_000)
+    bands = ScoreBands.from_reference(ref, 10)
+    labels = bands.labels(ref)
+    shares = pd.Series(labels).value_counts(normalize=True).sort_index()
+    assert list(shares.index) == [f"b{i:02d}" for i in range(1, 11)]
+    assert shares.between(0.099, 0.101).all()
+    # a calibrated score with few distinct values: tied cut points merge, no empty band
+    steps = rng.choice([0.01, 0.02, 0.05, 0.3], p=[0.6, 0.25, 0.1, 0.05], size=5000)
+    tied = ScoreBands.from_reference(steps, 10)
+    assert list(tied.edges) == [0.02, 0.05] and set(tied.labels(steps)) == {"b01", "b02", "b03"}
+    assert list(bands.labels([np.nan, 0.0, 1.0])) == [None, "b01", "b10"]
+
+
+def test_psi_agrees_with_its_definition_and_separates_noise_from_a_shift() -> None:
+    from monitoring.drift import prediction_drift
+
+    rng = np.random.default_rng(4)
+    ref = rng.beta(1.2, 30, 8000)
+    stats_ref = column_stats(ref, "probability", "numeric")
+    same = rng.beta(1.2, 30, 3000)
+    shifted = rng.beta(1.2, 20, 3000)  # mean 0.038 -> 0.057: a riskier population
+    quiet = prediction_drift(stats_ref, same, method="psi", bins=10, threshold=0.1)
+    moved = prediction_drift(stats_ref, shifted, method="psi", bins=10, threshold=0.1)
+    assert quiet.method == "psi" and quiet.kind == "numeric" and len(quiet.bands) == 9
+    assert quiet.score == pytest.approx(_psi_by_definition(ref, same, 10), rel=1e-12)
+    assert moved.score == pytest.approx(_psi_by_definition(ref, shifted, 10), rel=1e-12)
+    assert quiet.score < 0.02 and not quiet.drifted
+    assert moved.score > 0.1 and moved.drifted
+    # the Wasserstein option is Evidently's default test for a numeric column
+    w = prediction_drift(stats_ref, shifted, method="wasserstein", bins=10, threshold=0.1)
+    assert w.method == "wasserstein" and w.score == pytest.approx(
+        stats.wasserstein_distance(ref, shifted) / np.std(ref), rel=1e-9)
+    with pytest.raises(ValueError, match="psi or wasserstein"):
+        prediction_drift(stats_ref, same, method="ks", bins=10, threshold=0.1)
+
+
+def test_psi_fills_empty_bands_as_evidently_does() -> None:
+    """Evidently's `psi` test on a categorical column: an empty share becomes 0.0001 (or the
+    smallest share / 10**6 when that is smaller), so a band the window never reaches counts."""
+    from monitoring.drift import psi_value
+
+    ref = {"b01": 500, "b02": 300, "b03": 200}
+    cur = {"b01": 900, "b02": 100}
+    r = np.array([0.5, 0.3, 0.2])
+    c = np.array([0.9, 0.1, 0.0001])
+    assert psi_value(ref, cur) == pytest.approx(float(((r - c) * np.log(r / c)).sum()), rel=1e-12)
+    assert psi_value(ref, ref) == 0.0
+    assert is_drift("psi", 0.1, 0.1) and not is_drift("psi", 0.099, 0.1)
