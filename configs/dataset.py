@@ -77,6 +77,10 @@ class DatasetConfig(StrictModel):
     id_column: str | None = None
     # dates; each distinct date becomes one snapshot (enables an out-of-time split)
     time_column: str | None = None
+    # with `time_column`: how many months ahead the target looks (3 for "within the next 3
+    # months"); the out-of-time split leaves that many months between training and the later
+    # periods, whose labels were not known yet when they began. null: 1 month
+    label_horizon_months: int | None = Field(default=None, ge=1, le=120)
     # null: inferred (see the module docstring); a list adds numeric columns as categories
     categorical: list[str] | None = None
     # columns never used (leakage, free text, personal data not caught by name)
@@ -114,6 +118,9 @@ class DatasetConfig(StrictModel):
             if col is not None and is_personal_column(col):
                 raise ValueError(f"{field_name} {col!r} looks like personal data; use a pseudonymous "
                                  "key or a coarse band instead")
+        if self.label_horizon_months is not None and self.time_column is None:
+            raise ValueError("label_horizon_months needs a time_column: without dates the split is random "
+                             "and has no gap to size")
         return self
 
     @property

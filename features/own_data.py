@@ -154,7 +154,7 @@ def featureset_from_frame(df: pd.DataFrame, cfg: DatasetConfig, source_desc: str
         label={
             "name": LABEL,
             "definition": f"{cfg.target} {op} {shown}",
-            "horizon_months": None,
+            "horizon_months": cfg.label_horizon_months,
             "target_column": cfg.target,
             "positive_label": positive_values[0] if len(positive_values) == 1 else positive_values,
             "classes": classes,

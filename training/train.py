@@ -178,8 +178,8 @@ GENERIC_TIERS: tuple[tuple[str, float, str, str, str], ...] = (
 def generic_spec(fs: FeatureSet, name: str) -> TaskSpec:
     """A task spec for an own-data feature set: its features, no monotone constraints, 3 generic tiers.
 
-    The label horizon is unknown for own data; it is taken as 1 month (the out-of-time gap):
-    set `split.gap_months` in a training config when the label looks further ahead.
+    The label horizon (the out-of-time gap) is the dataset config's `label_horizon_months`, else
+    1 month; `split.gap_months` in a training config overrides it.
     """
     horizon = fs.label.get("horizon_months") or 1
     return TaskSpec(

@@ -212,6 +212,34 @@ def test_time_column_gives_snapshots(tmp_path: Path) -> None:
     assert fs.frame.groupby("snapshot_date").size().tolist() == [40, 40, 40]
     assert fs.meta["snapshots"] == 3 and fs.lineage["split"] == "time"
     assert "month_end" not in fs.frame.columns
+    assert fs.label["horizon_months"] is None
+
+
+def test_label_horizon_sizes_the_out_of_time_gap(tmp_path: Path) -> None:
+    """A target that looks 2 months ahead: the 2 snapshots before the test period stay out of
+    training, since their labels were not known when the test period began."""
+    from configs.train import SplitConfig
+    from training.split import split_featureset
+    from training.train import generic_spec
+
+    months = pd.date_range("2024-01-31", periods=8, freq="ME")
+    df = pd.concat([_table(60, seed=i).assign(month_end=m.strftime("%Y-%m-%d")) for i, m in enumerate(months)])
+    df.to_csv(tmp_path / "monthly.csv", index=False)
+    cfg = _write_config(tmp_path, "monthly.csv", time_column="month_end", label_horizon_months=2,
+                        drop=["cancel_reason", "Customer Name"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PersonalDataWarning)
+        fs = read_featureset(build_from_dataset_config(cfg, tmp_path / "fs.parquet", Settings(home=tmp_path)))
+    assert fs.label["horizon_months"] == 2
+    spec = generic_spec(fs, "monthly")
+    assert spec.label.horizon_months == 2
+    split = split_featureset(fs.frame, fs.time_column, fs.label_name, spec.label.horizon_months,
+                             SplitConfig(kind="out_of_time", test_snapshots=2, valid_snapshots=2), 0)
+    times = {part: sorted(pd.unique(getattr(split, part)[fs.time_column])) for part in ("train", "valid", "test")}
+    assert times["test"] == list(months[-2:])
+    # each later period starts 2 months after the last snapshot before it
+    assert times["valid"][-1] <= times["test"][0] - pd.DateOffset(months=2)
+    assert times["train"][-1] <= times["valid"][0] - pd.DateOffset(months=2)
 
 
 def test_parquet_nullable_dtypes_and_zoned_dates(tmp_path: Path) -> None:
@@ -344,6 +372,8 @@ def test_bad_yaml_names_the_file(tmp_path: Path) -> None:
     ({"positive_label": None}, "positive_label"),
     ({"drop": ["churned"]}, "'churned' is in target and drop"),
     ({"id_column": "email"}, "id_column 'email' looks like personal data"),
+    ({"label_horizon_months": 3}, "label_horizon_months needs a time_column"),
+    ({"time_column": "signup", "label_horizon_months": 0}, "label_horizon_months"),
 ])
 def test_invalid_fields_are_named(overrides: dict, expected: str, table_csv: Path) -> None:
     cfg = _write_config(table_csv.parent, "t.csv", **overrides)
