@@ -74,7 +74,7 @@ SCENARIOS: dict[str, Scenario] = {
         "downturn",
         ("late_payments_12m", "late_share_12m", "dpd_max_12m", "dpd_current", "overdue_amount_ratio",
          "partial_payments_12m", "avg_days_to_pay_6m", "utilisation_3m", "utilisation_trend",
-         "hours_used_3m", "contacts_phone_6m", "avg_response_hours_6m"),
+         "hours_used_3m", "contacts_phone_6m", "avg_response_hours_6m", "tickets_6m"),
         {"default_rate": "x2.5", "upsell_rate": "x0.6"},
         "An economic downturn: customers pay later and more often in part (more collection calls and "
         "billing tickets, answered more slowly), use their assets less and less, default more often "
@@ -180,6 +180,7 @@ DOWNTURN_DISTRESS_INDUSTRY = 0.35  # extra for construction, manufacturing, reta
 DOWNTURN_UTIL = -0.8  # on the logit of capacity use, reached in the last month (deepening)
 DOWNTURN_HOURS = -0.25  # fewer shifts: log-factor on hours, reached in the last month
 DOWNTURN_RESPONSE = 0.5  # a service desk cut back while tickets pile up: log-factor on response hours, ditto
+DOWNTURN_BILLING = 2.0  # customers in trouble ask about their bills: factor on a late payer's billing tickets
 DOWNTURN_UPSELL = -0.5
 DOWNTURN_DEFAULT = 0.4  # on the default logit, beyond what the higher distress does
 DOWNTURN_PARTIAL = 0.6  # on the logit of paying only part of an invoice
@@ -544,7 +545,7 @@ class _Simulation:
 
         late_c = self._bill_and_pay(ms, D_eff, DOWNTURN_PARTIAL if downturn else 0.0)
         complaints = self._usage_and_tickets(ms, me, ndays, L_obs, DOWNTURN_HOURS * depth, late_c, competitor,
-                                             DOWNTURN_RESPONSE * depth)
+                                             DOWNTURN_RESPONSE * depth, DOWNTURN_BILLING if downturn else 1.0)
         self._interactions(ms, ndays, late_c, competitor, cal)
         self.S_bump += 0.5 * complaints
 
@@ -643,7 +644,8 @@ class _Simulation:
         return np.bincount(c, weights=behind, minlength=N) > 0
 
     def _usage_and_tickets(self, ms: int, me: int, ndays: int, L_obs: np.ndarray, hours_shift: float,
-                           late_c: np.ndarray, competitor: bool, response_shift: float = 0.0) -> np.ndarray:
+                           late_c: np.ndarray, competitor: bool, response_shift: float = 0.0,
+                           billing_factor: float = 1.0) -> np.ndarray:
         """IoT readings per active asset, and service tickets; returns complaints per customer."""
         r, b, N = self.r_sim, self.book, self.N
         leases = np.flatnonzero(b["open"] & (b["start"] <= me))
@@ -675,7 +677,7 @@ class _Simulation:
         # tickets of the customer: billing, complaints (the scenario's extra ones last), other
         active = np.flatnonzero(self.state == 1)
         lam_cmp = 0.03 * np.exp(1.0 * self.S[active])
-        n_bill = r.poisson(0.02 + 0.12 * late_c[active])
+        n_bill = r.poisson(0.02 + 0.12 * billing_factor * late_c[active])
         n_cmp = r.poisson(lam_cmp)
         n_oth = r.poisson(0.015, len(active))
         n_extra = r.poisson(lam_cmp * (COMPETITOR_COMPLAINTS - 1)) if competitor else np.zeros_like(n_cmp)
