@@ -4,7 +4,7 @@ Reads, for one registered model version (default: the task's champion): the rows
 prediction log within [since, until) on `scored_at`; its reference rows (`drift.reference`): by
 default the rows of its feature set (version tag `tenure.featureset_path`, unchanged since
 training) from the same calendar months as the window's snapshots (`as_of`), after its training
-period, scored by the version (`season`); or its test period (`evaluation/test_predictions.parquet`
+period and before the window, scored by the version (`season`); or its test period (`evaluation/test_predictions.parquet`
 joined with the feature set: `test`, also the fallback of `season`); or its training rows
 (`reference/reference.parquet`: `training`, also the fallback when the feature set is gone or
 changed); its feature definitions and task spec (the model artefact); its test ROC AUC (run metric
@@ -358,8 +358,9 @@ def choose_reference(ref: Any, cfg: MonitorConfig, training_rows: pd.DataFrame,
 
 def season_rows(frame: pd.DataFrame, cols: Mapping[str, Any], ref: Any, as_of: pd.Series | None,
                 min_rows: int, seed: int) -> tuple[pd.DataFrame | None, str | None]:
-    """Rows of the feature set `frame` after the version's training period, from the calendar
-    months of the window's snapshots (`as_of`), in the window's mix of months.
+    """Rows of the feature set `frame` after the version's training period and before the window's
+    first snapshot, from the calendar months of the window's snapshots (`as_of`), in the window's
+    mix of months.
 
     Returns (rows, None) or (None, why): the window has no `as_of`, the version's split is unknown,
     a month of the window has no such rows, or fewer than `min_rows` rows remain.
@@ -367,7 +368,9 @@ def season_rows(frame: pd.DataFrame, cols: Mapping[str, Any], ref: Any, as_of: p
     import json
 
     time_col = cols["time"]
-    months = pd.to_datetime(as_of, errors="coerce").dropna() if as_of is not None else pd.Series([], dtype="M8[ns]")
+    # the log reader gives as_of as a categorical column: dates as plain values first
+    months = (pd.to_datetime(pd.Series(np.asarray(as_of, dtype=object)), errors="coerce").dropna()
+              if as_of is not None else pd.Series([], dtype="M8[ns]"))
     if not len(months):
         return None, "the logged rows carry no as_of (snapshot date)"
     try:
@@ -375,14 +378,17 @@ def season_rows(frame: pd.DataFrame, cols: Mapping[str, Any], ref: Any, as_of: p
     except (ValueError, KeyError, IndexError, TypeError):
         return None, "the version's run has no tenure.split tag naming its training period"
     times = pd.to_datetime(frame[time_col])
-    unseen = frame[times > train_end]
-    unseen_month = times[times > train_end].dt.month.to_numpy()
+    # unseen by the model, and the past of the window (a window is never its own reference)
+    keep = ((times > train_end) & (times < months.min())).to_numpy()
+    unseen = frame[keep]
+    unseen_month = times[keep].dt.month.to_numpy()
     share = months.dt.month.value_counts(normalize=True)
     available = {m: int((unseen_month == m).sum()) for m in share.index}
     lacking = [m for m, n in available.items() if n == 0]
     if lacking:
         names = ", ".join(pd.Timestamp(2000, m, 1).strftime("%B") for m in sorted(lacking))
-        return None, f"the feature set has no rows of {names} after the training period (to {train_end.date()})"
+        return None, (f"the feature set has no rows of {names} after the training period (to {train_end.date()}) "
+                      f"and before the window ({months.min().date()})")
     # the most rows that keep the window's mix: each month's share of the total, within what it has
     total = min(available[m] / share[m] for m in share.index)
     rng = np.random.default_rng(seed)

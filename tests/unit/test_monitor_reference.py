@@ -35,8 +35,11 @@ def _as_of(*months: tuple[str, int]) -> pd.Series:
     return pd.Series([m for m, n in months for _ in range(n)])
 
 
-def test_same_months_after_training_only() -> None:
-    rows, why = season_rows(_featureset(), COLS, _ref(), _as_of(("2026-01-01", 900)), 100, seed=0)
+@pytest.mark.parametrize("categorical", [False, True])  # the log reader gives as_of as a category
+def test_same_months_after_training_only(categorical: bool) -> None:
+    as_of = _as_of(("2026-01-01", 900))
+    rows, why = season_rows(_featureset(), COLS, _ref(), as_of.astype("category") if categorical else as_of,
+                            100, seed=0)
     assert why is None
     # January 2024 is a training month: only January 2025 is taken, all of it
     assert set(rows["snapshot_date"]) == {pd.Timestamp("2025-01-01")} and len(rows) == 400
@@ -60,6 +63,8 @@ def test_months_of_several_years_and_the_windows_mix() -> None:
     (pd.Series([None, None]), _ref(), 100, "carry no as_of"),
     (_as_of(("2026-01-01", 10)), VersionRef(name="churn", version="1", run_id="r"), 100, "tenure.split"),
     (_as_of(("2025-11-01", 10)), _ref("2024-12-01"), 100, "no rows of November after the training period"),
+    # the window's own snapshots are in the feature set, but a window is not its own reference
+    (_as_of(("2025-03-01", 10)), _ref("2024-12-01"), 100, "no rows of March after the training period"),
     (_as_of(("2026-01-01", 10)), _ref(), 1000, "400 rows of the window's months"),
 ])
 def test_falls_back_with_a_reason(as_of: pd.Series, ref: VersionRef, min_rows: int, reason: str) -> None:
