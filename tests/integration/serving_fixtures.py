@@ -1,21 +1,36 @@
-"""Test helpers for serving: small real LightGBM models on synthetic rows, and an MLflow registry holding them.
+"""Test helpers for serving: small real LightGBM models on synthetic rows, an MLflow registry
+holding them, and the real service started in a subprocess.
 
 Rows are drawn from the feature definitions (ranges, categories, some values missing); the label
 is caused by a few features so the models learn something real. `register_champions` logs one
 model per task with `training.pyfunc.log_tenure_model` on a temp SQLite MLflow and sets the
-alias `champion`, which is what `tenure train` + `tenure promote` produce.
+alias `champion`, which is what `tenure train` + `tenure promote` produce. `running_server`
+starts `bentoml serve serving.service:Tenure` on 127.0.0.1 and a free port with the environment
+of `server_env` (registry, workspace, prediction log, API key, serve-config overrides), waits until
+it is ready, and stops it and its workers by PID when the block ends.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pandas as pd
+import pytest
 
+from configs.serve import SERVE_CONFIG_ENV, SERVE_OVERRIDES_ENV
 from features.definitions import FEATURES_BY_NAME
 from models import load_spec
 from training.artifact import Calibration, TenureModel
@@ -134,3 +149,92 @@ def register_champions(root: Path, tasks: Sequence[str] = ("default_risk", "chur
             out["models"][task] = model
             out["rows"][task] = rows
     return out
+
+
+# ---- the real service in a subprocess --------------------------------------------------------
+
+API_KEY = "integration-test-key"
+READY_TIMEOUT = 120.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Stop the server (its process group) and its workers (circus gives each its own group), by PID."""
+    import psutil
+
+    if proc.poll() is not None:
+        return
+    children: list[psutil.Process] = []
+    with contextlib.suppress(psutil.Error):
+        children = psutil.Process(proc.pid).children(recursive=True)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)  # the arbiter stops its workers gracefully
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    _, alive = psutil.wait_procs(children, timeout=10)
+    for child in alive:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+
+
+@dataclass
+class Server:
+    url: str
+    proc: subprocess.Popen
+    output: Path
+    prediction_log: Path
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, **kwargs)
+
+
+def server_env(tracking_uri: str, tmp: Path, *, workspace: Path | None = None, log_path: Path | None = None,
+               **overrides: Any) -> dict[str, str]:
+    """The service's environment: the registry at `tracking_uri`, the `workspace` (TENURE_HOME) and
+    the prediction log at `log_path` (defaults under `tmp`), the API key, and `overrides` of the keys
+    of configs/serve.yaml (`prediction_log={...}` is the log's config there, not its path)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TENURE_", "MLFLOW_", "BENTOML_"))}
+    env.update({"MLFLOW_TRACKING_URI": tracking_uri, "TENURE_HOME": str(workspace or tmp / "workspace"),
+                "TENURE_PREDICTION_LOG": str(log_path or tmp / "predictions.db"), "TENURE_API_KEY": API_KEY,
+                "BENTOML_HOME": str(tmp / "bentoml"), "BENTOML_DO_NOT_TRACK": "True",
+                SERVE_OVERRIDES_ENV: json.dumps(overrides)})
+    env.pop(SERVE_CONFIG_ENV, None)
+    return env
+
+
+@contextlib.contextmanager
+def running_server(env: dict[str, str], tmp: Path, timeout: float = READY_TIMEOUT) -> Iterator[Server]:
+    """`bentoml serve serving.service:Tenure` with `env`, ready to answer; stopped by PID afterwards.
+
+    Its output goes to `tmp/server.log`, quoted when it exits early or is not ready in `timeout` s.
+    """
+    port = free_port()
+    output = tmp / "server.log"
+    with output.open("wb") as sink:
+        proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "serving.service:Tenure", "--host",
+                                 "127.0.0.1", "--port", str(port)], env=env, stdout=sink, stderr=subprocess.STDOUT,
+                                start_new_session=True, cwd=tmp)
+    srv = Server(f"http://127.0.0.1:{port}", proc, output, Path(env["TENURE_PREDICTION_LOG"]))
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"the server exited with {proc.returncode}:\n{output.read_text()[-3000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{srv.url}/readyz", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                pytest.fail(f"the server was not ready after {timeout:.0f} s:\n{output.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield srv
+    finally:
+        stop(proc)

@@ -10,20 +10,15 @@ champion, must refuse with a clear message and a non-zero exit.
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
-import json
 import math
 import os
 import re
 import shutil
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +28,6 @@ import pandas as pd
 import pytest
 import serving_fixtures as fx
 
-from configs.serve import SERVE_CONFIG_ENV, SERVE_OVERRIDES_ENV
 from features.definitions import FEATURES
 from features.schema import PERSONAL_DATA_COLUMNS
 from models import TASKS, load_spec
@@ -42,62 +36,11 @@ from serving.registry import RegistryError, download_models, load_models, resolv
 
 pytestmark = pytest.mark.integration
 
-API_KEY = "integration-test-key"
+API_KEY = fx.API_KEY
 AUTH = {"X-API-Key": API_KEY}
 MAX_BATCH = 40
 MAX_EXPLAINED = 10
-READY_TIMEOUT = 120.0
 PREDICT_PATHS = {task: f"/predict_{task}" for task in TASKS}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """Stop the server (its process group) and its workers (circus gives each its own group), by PID."""
-    import psutil
-
-    if proc.poll() is not None:
-        return
-    children: list[psutil.Process] = []
-    with contextlib.suppress(psutil.Error):
-        children = psutil.Process(proc.pid).children(recursive=True)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)  # the arbiter stops its workers gracefully
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    _, alive = psutil.wait_procs(children, timeout=10)
-    for child in alive:
-        with contextlib.suppress(psutil.Error):
-            child.kill()
-
-
-@dataclass
-class Server:
-    url: str
-    proc: subprocess.Popen
-    output: Path
-    prediction_log: Path
-
-    def client(self, **kwargs: Any) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30, **kwargs)
-
-
-def server_env(tracking_uri: str, tmp: Path, **overrides: Any) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TENURE_", "MLFLOW_", "BENTOML_"))}
-    env.update({"MLFLOW_TRACKING_URI": tracking_uri, "TENURE_HOME": str(tmp / "workspace"),
-                "TENURE_PREDICTION_LOG": str(tmp / "predictions.db"), "TENURE_API_KEY": API_KEY,
-                "BENTOML_HOME": str(tmp / "bentoml"), "BENTOML_DO_NOT_TRACK": "True",
-                SERVE_OVERRIDES_ENV: json.dumps(overrides)})
-    env.pop(SERVE_CONFIG_ENV, None)
-    return env
 
 
 @pytest.fixture(scope="module")
@@ -106,31 +49,12 @@ def registry(tmp_path_factory) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def server(registry, tmp_path_factory) -> Iterator[Server]:
+def server(registry, tmp_path_factory) -> Iterator[fx.Server]:
     tmp = tmp_path_factory.mktemp("server")
-    port = free_port()
-    env = server_env(registry["tracking_uri"], tmp, workers=2, max_batch_size=MAX_BATCH,
-                     max_explained_batch_size=MAX_EXPLAINED, prediction_log={"busy_timeout_ms": 1000})
-    output = tmp / "server.log"
-    with output.open("wb") as sink:
-        proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "serving.service:Tenure", "--host",
-                                 "127.0.0.1", "--port", str(port)], env=env, stdout=sink, stderr=subprocess.STDOUT,
-                                start_new_session=True, cwd=tmp)
-    srv = Server(f"http://127.0.0.1:{port}", proc, output, tmp / "predictions.db")
-    try:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"the server exited with {proc.returncode}:\n{output.read_text()[-3000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{srv.url}/readyz", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                pytest.fail(f"the server was not ready after {READY_TIMEOUT:.0f} s:\n{output.read_text()[-3000:]}")
-            time.sleep(0.5)
+    env = fx.server_env(registry["tracking_uri"], tmp, workers=2, max_batch_size=MAX_BATCH,
+                        max_explained_batch_size=MAX_EXPLAINED, prediction_log={"busy_timeout_ms": 1000})
+    with fx.running_server(env, tmp) as srv:
         yield srv
-    finally:
-        stop(proc)
 
 
 def customer(registry: dict[str, Any], i: int, cid: str | None = None) -> dict[str, Any]:
@@ -369,14 +293,14 @@ def test_refuses_to_start_without_a_champion(registry, tmp_path):
     from mlflow import MlflowClient
 
     MlflowClient(tracking_uri=uri, registry_uri=uri).delete_registered_model_alias("churn", "champion")
-    env = server_env(uri, tmp_path)
+    env = fx.server_env(uri, tmp_path)
     tenure = Path(sys.executable).with_name("tenure")
-    proc = subprocess.Popen([str(tenure), "serve", "--port", str(free_port())], env=env, stdout=subprocess.PIPE,
+    proc = subprocess.Popen([str(tenure), "serve", "--port", str(fx.free_port())], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, start_new_session=True, cwd=tmp_path)
     try:
-        out, err = proc.communicate(timeout=READY_TIMEOUT)
+        out, err = proc.communicate(timeout=fx.READY_TIMEOUT)
     finally:
-        stop(proc)
+        fx.stop(proc)
     text = err.decode()
     assert proc.returncode == 2, text[-2000:]
     assert "model 'churn' has no version with alias 'champion'" in text
@@ -394,7 +318,7 @@ def test_registry_problems_are_clear_errors(registry, tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")
     started = time.monotonic()
     with pytest.raises(RegistryError, match=r"cannot reach the MLflow registry http://user:\*\*\*@127\.0\.0\.1") as err:
-        resolve_champions(f"http://user:pw@127.0.0.1:{free_port()}", ["churn"])
+        resolve_champions(f"http://user:pw@127.0.0.1:{fx.free_port()}", ["churn"])
     assert ":pw@" not in str(err.value)  # the password never reaches a message
     assert time.monotonic() - started < 30
     with pytest.raises(RegistryError, match="no registered model 'churn_v9'"):
