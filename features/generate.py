@@ -8,8 +8,8 @@ run leaves nothing half-written. The same config and seed give byte-identical fi
 How the data comes about. Customers join over time and are simulated month by month (vectorised
 over customers). Each carries hidden state that the tables show only through noisy events:
 
-- *distress* (AR(1) around a base risk from debt ratio, credit, blacklist and size band, plus
-  monthly industry shocks and the lunar-new-year season) -> late and partial payments, collection calls,
+- *distress* (AR(1) 0.85 around a base risk from debt ratio, credit, blacklist and size band,
+  plus a monthly industry shock and the lunar-new-year season that do not accumulate) -> late and partial payments, collection calls,
   billing tickets and, through a monthly hazard, default: invoices stop being paid and reach 60
   days past due; the leases close as `defaulted` months later;
 - *dissatisfaction* (AR(1) around a personal level, fed by complaints, unresolved tickets and
@@ -504,8 +504,10 @@ class _Simulation:
         # hidden state
         rs = self.r_state
         self.ind_shock = INDUSTRY_SHOCK_SD * rs.standard_normal(len(self.ind_shock))
-        self.D = 0.7 * self.D + 0.3 * self.base_risk + self.ind_shock[self.industry] + 0.45 * rs.standard_normal(N)
-        D_eff = self.D + SEASON_DISTRESS.get(cal, 0.0)
+        # a customer's own distress lasts (half-life about 4 months); the industry's month and the
+        # season add to it without accumulating, so the population has no cycle
+        self.D = 0.85 * self.D + 0.15 * self.base_risk + 0.3 * rs.standard_normal(N)
+        D_eff = self.D + self.ind_shock[self.industry] + SEASON_DISTRESS.get(cal, 0.0)
         if downturn:
             hit = np.isin(self.industry, [_IDX["industry"][k] for k in
                                           ("construction", "manufacturing", "retail", "hospitality")])
