@@ -259,17 +259,17 @@ def monitor_task(task: str, settings: Settings, cfg: MonitorConfig, *, version: 
         training_rows = pd.read_parquet(download(client, ref, "reference/reference.parquet", Path(tmp)))
         test_path = download(client, ref, "evaluation/test_predictions.parquet", Path(tmp), required=False)
         test_predictions = pd.read_parquet(test_path) if test_path is not None else None
+        valid_path = (download(client, ref, "evaluation/valid_predictions.parquet", Path(tmp), required=False)
+                      if "valid" in cfg.performance.recalibrate_on else None)
+        valid_predictions = pd.read_parquet(valid_path) if valid_path is not None else None
     reference, reference_info = choose_reference(ref, cfg, training_rows, test_predictions, cols, model,
                                                  log["as_of"] if "as_of" in log else None)
     if reference_info.get("note"):
         say(f"reference: {reference_info['note']}")
     say(f"{ref.name} v{ref.version}: {len(log):,} logged rows against {len(reference):,} rows of the "
         f"{reference_info['kind']} reference")
-    recalibration = None
-    label_col = cols.get("label")
-    if test_predictions is not None and label_col in test_predictions.columns:
-        recalibration = Recalibration.fit(test_predictions[PROBABILITY].to_numpy(),
-                                          test_predictions[label_col].to_numpy())
+    recalibration = recalibration_for(cfg.performance.recalibrate_on, cols.get("label"),
+                                      {"valid": valid_predictions, "test": test_predictions})
     matched = None if reference_info["kind"] == "season" else calendar_matched(
         model, reference, log, cfg.prediction_drift.match_calendar, cfg.reports.seed)
     if matched is not None:
@@ -299,6 +299,19 @@ def monitor_task(task: str, settings: Settings, cfg: MonitorConfig, *, version: 
         checks=checks, stats=stats, performance=performance, reference=reference_info)
     _write(result, settings, cfg, client, reference, log, definitions, labels, test_predictions, cols, say)
     return result
+
+
+def recalibration_for(periods: Sequence[str], label: str | None,
+                      predictions: Mapping[str, pd.DataFrame | None]) -> Recalibration | None:
+    """The CBPE recalibration fitted on the labelled predictions of `periods` (those the version
+    has, with the label column); None when there are none or `periods` is empty."""
+    names = {"valid": "validation", "test": "test"}
+    used = [p for p in periods if predictions.get(p) is not None and label in predictions[p].columns]
+    if not used:
+        return None
+    rows = pd.concat([predictions[p][[PROBABILITY, label]] for p in used], ignore_index=True)
+    period = " and ".join(names[p] for p in used) + (" periods" if len(used) > 1 else " period")
+    return Recalibration.fit(rows[PROBABILITY].to_numpy(), rows[label].to_numpy(), period=period)
 
 
 def calendar_matched(model: Any, reference: pd.DataFrame, log: pd.DataFrame, calendar: Sequence[str],

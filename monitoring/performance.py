@@ -10,8 +10,8 @@ that assumption, in closed form (pairs i != j weighted by p_i (1 - p_j), ties co
 
 plus a band from seeded Monte-Carlo draws of the labels (the spread of the AUC one would measure
 on this window). As in NannyML's CBPE, the probabilities are first recalibrated on the reference
-period with known labels (the version's test predictions; isotonic, monotone so the ranking is
-kept): a model whose probabilities are slightly too sharp or too flat would otherwise over- or
+period with known labels (the version's validation and test predictions, `performance.
+recalibrate_on`; isotonic, monotone so the ranking is kept): a model whose probabilities are slightly too sharp or too flat would otherwise over- or
 under-state the AUC. It is an estimate and is labelled as one everywhere it is shown; it assumes
 the relation between score and outcome has not changed since the reference period.
 
@@ -55,12 +55,13 @@ class Recalibration:
     x: np.ndarray
     y: np.ndarray
     rows: int
+    period: str = "reference period"  # where the labels came from, as shown with the estimate
 
     def __call__(self, p: np.ndarray) -> np.ndarray:
         return np.interp(np.asarray(p, dtype=np.float64), self.x, self.y)
 
     @classmethod
-    def fit(cls, p: np.ndarray, y: np.ndarray) -> Recalibration | None:
+    def fit(cls, p: np.ndarray, y: np.ndarray, period: str = "reference period") -> Recalibration | None:
         """Fitted on reference probabilities and labels; None without both classes."""
         from sklearn.isotonic import IsotonicRegression
 
@@ -71,7 +72,7 @@ class Recalibration:
         if len(np.unique(y)) < 2:
             return None
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip", increasing=True).fit(p, y)
-        return cls(x=np.asarray(iso.X_thresholds_), y=np.asarray(iso.y_thresholds_), rows=len(p))
+        return cls(x=np.asarray(iso.X_thresholds_), y=np.asarray(iso.y_thresholds_), rows=len(p), period=period)
 
 
 def expected_roc_auc(scores: np.ndarray, p: np.ndarray | None = None) -> float:
@@ -129,7 +130,7 @@ def estimate_roc_auc(scores: np.ndarray, *, recalibration: Recalibration | None 
             high = float(est + (float(np.quantile(arr, 0.975)) - centre) * scale)
     return AucEstimate(roc_auc=est, low=low, high=high, draws=draws, rows=len(p),
                        expected_positive_rate=float(p.mean()) if len(p) else float("nan"),
-                       calibrated_on=(f"reference period (isotonic, {recalibration.rows:,} rows)"
+                       calibrated_on=(f"{recalibration.period} (isotonic, {recalibration.rows:,} rows)"
                                       if recalibration is not None else None))
 
 

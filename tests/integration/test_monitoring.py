@@ -374,7 +374,7 @@ def test_estimated_auc_is_within_003_of_the_measured_one_on_baseline(world: Worl
     estimate = perf["estimate"]["roc_auc"]
     measured = perf["measured"]["roc_auc"]
     assert abs(estimate - measured) < 0.03, (estimate, measured)
-    assert perf["estimate"]["calibrated_on"].startswith("reference period")
+    assert perf["estimate"]["calibrated_on"].startswith("validation and test periods (isotonic")
     assert not result.check("performance").estimated
     assert result.level == "ok", [c.to_dict() for c in result.checks]
     now = world.results[(task, "now:baseline")].check("performance")

@@ -95,3 +95,23 @@ def test_measured_metrics_need_both_classes() -> None:
     assert measured_metrics(np.zeros(5), np.linspace(0, 1, 5)) is None
     m = measured_metrics(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]))
     assert m is not None and m["roc_auc"] == pytest.approx(0.75)
+
+
+def test_recalibration_pools_the_labelled_periods_the_version_has() -> None:
+    from monitoring.monitor import recalibration_for
+
+    rng = np.random.default_rng(5)
+
+    def period(n: int) -> pd.DataFrame:
+        p = rng.uniform(0, 1, n)
+        return pd.DataFrame({"probability": p, "y": (rng.random(n) < p).astype(int)})
+
+    valid, test = period(300), period(500)
+    both = recalibration_for(["valid", "test"], "y", {"valid": valid, "test": test})
+    assert both is not None and both.rows == 800 and both.period == "validation and test periods"
+    only_test = recalibration_for(["valid", "test"], "y", {"valid": None, "test": test})
+    assert only_test is not None and only_test.rows == 500 and only_test.period == "test period"
+    assert recalibration_for([], "y", {"valid": valid, "test": test}) is None
+    assert recalibration_for(["test"], "label", {"test": test}) is None  # no such label column
+    est = estimate_roc_auc(test["probability"].to_numpy(), recalibration=both, draws=0)
+    assert est.calibrated_on == "validation and test periods (isotonic, 800 rows)"
