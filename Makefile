@@ -28,7 +28,8 @@ venv: $(STAMP) ## Create .venv from requirements.lock (done by demo and test too
 demo: venv ## Generate data, build features, train, promote, serve, monitor (embedded default)
 	$(VENV)/bin/tenure demo
 
-test: venv ## Run the whole test suite
+test: venv ## Lint, then run the whole test suite
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -q
 
 test-unit: venv ## Run the fast unit tests only

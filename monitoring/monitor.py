@@ -237,8 +237,9 @@ def monitor_task(task: str, settings: Settings, cfg: MonitorConfig, *, version: 
                  model_name: str | None = None, now: dt.datetime | None = None,
                  echo: Any = None) -> MonitorResult:
     """Monitor one model version over one window; see the module docstring."""
-    from monitoring.predictions import read_log, to_utc_iso
+    from monitoring.predictions import read_log
     from monitoring.registry import download, load_model, mlflow_client, resolve_version
+    from serving.prediction_log import utc_bound
 
     say = echo or (lambda _msg: None)
     now = now or dt.datetime.now(dt.UTC)
@@ -263,7 +264,7 @@ def monitor_task(task: str, settings: Settings, cfg: MonitorConfig, *, version: 
                       if "valid" in cfg.performance.recalibrate_on else None)
         valid_predictions = pd.read_parquet(valid_path) if valid_path is not None else None
     reference, reference_info = choose_reference(ref, cfg, training_rows, test_predictions, cols, model,
-                                                 log["as_of"] if "as_of" in log else None)
+                                                 log.get("as_of"))
     if reference_info.get("note"):
         say(f"reference: {reference_info['note']}")
     say(f"{ref.name} v{ref.version}: {len(log):,} logged rows against {len(reference):,} rows of the "
@@ -292,7 +293,7 @@ def monitor_task(task: str, settings: Settings, cfg: MonitorConfig, *, version: 
     name = _window_name(since, until, now)
     result = MonitorResult(
         task=task, model_name=ref.name, version=ref.version, run_id=ref.run_id,
-        window={"name": name, "since": to_utc_iso(since, "--since"), "until": to_utc_iso(until, "--until"),
+        window={"name": name, "since": utc_bound(since, "--since"), "until": utc_bound(until, "--until"),
                 "first_scored_at": _iso(log["scored_at"].min()), "last_scored_at": _iso(log["scored_at"].max()),
                 "as_of": sorted({str(v) for v in log["as_of"].dropna().unique()})[:24]},
         created_at=now.isoformat(timespec="seconds"), rows=len(log), level=worst(c.level for c in checks),

@@ -14,7 +14,6 @@ categoricals whose categories are the definition's followed by any unknown value
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import sqlite3
 from collections.abc import Mapping, Sequence
@@ -25,19 +24,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from configs import TenureError
+from serving.prediction_log import COLUMNS, TABLE, PredictionLogError, select_sql, utc_bound
 
-TABLE = "predictions"
 CHUNK_ROWS = 20_000  # rows read and parsed at a time
-LOG_COLUMNS: tuple[str, ...] = ("row_id", "request_id", "scored_at", "task", "model_name", "model_version",
-                                "run_id", "customer_ref", "as_of", "features", "probability", "tier", "action")
+LOG_COLUMNS: tuple[str, ...] = COLUMNS
 META_COLUMNS: tuple[str, ...] = tuple(c for c in LOG_COLUMNS if c != "features")
 # few distinct values per window: kept as categoricals
 REPEATED_COLUMNS: tuple[str, ...] = ("task", "model_name", "model_version", "run_id", "as_of", "tier", "action")
-
-
-class PredictionLogError(TenureError):
-    """The prediction log is missing, unreadable, or not in the expected schema."""
 
 
 @dataclass
@@ -49,23 +42,6 @@ class LogWindow:
 
     def __len__(self) -> int:
         return len(self.frame)
-
-
-def to_utc_iso(value: str | dt.datetime | None, what: str) -> str | None:
-    """`value` as 'YYYY-MM-DDTHH:MM:SS[.ffffff]' in UTC (naive input is taken as UTC), or None.
-
-    This form compares as text with the ISO 8601 UTC timestamps of the log.
-    """
-    if value is None or value == "":
-        return None
-    try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError) as exc:
-        raise TenureError(f"{what} {value!r} is not an ISO 8601 date or time (e.g. 2025-03-01 or "
-                          "2025-03-01T12:00:00Z)") from exc
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    text = ts.strftime("%Y-%m-%dT%H:%M:%S")
-    return text + (f".{ts.microsecond:06d}" if ts.microsecond else "")
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -95,10 +71,8 @@ def read_log(path: Path, *, task: str | None = None, model_name: str | None = No
     `features` are feature definitions (`name`, `kind`, `categories`) to expand from the JSON;
     keys of the JSON not named there are ignored, and a feature absent from a row is missing.
     """
-    from serving.prediction_log import select_sql
-
     sql, args = select_sql(LOG_COLUMNS, {"task": task, "model_name": model_name, "model_version": model_version},
-                           to_utc_iso(since, "--since"), to_utc_iso(until, "--until"))
+                           utc_bound(since, "--since"), utc_bound(until, "--until"))
     con = _connect(path)
     acc = _Columns()
     non_numeric: dict[str, int] = {}

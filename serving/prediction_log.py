@@ -12,7 +12,9 @@ with an index on (model_name, model_version, scored_at). One request is one tran
 (`executemany`), written before the service answers: a response that claims success has all its
 rows in the log, and a failed write is an error (the service answers 503). No personal data is
 ever written: the request schema refuses it and only the model's features are kept.
-`read_predictions` reads it back for monitoring with the features as columns.
+`read_predictions` reads it back with the features as columns, typed from the JSON (for audits and
+tests); `monitoring.predictions.read_log` reads a model version's window typed by its feature
+definitions, fast enough for millions of rows.
 """
 
 from __future__ import annotations
@@ -150,16 +152,18 @@ class PredictionLog:
         self._local = threading.local()
 
 
-def _utc_text(value: str | dt.datetime | dt.date | None, what: str) -> str | None:
-    """A bound as the log's text form ('...Z'); naive times are taken as UTC."""
+def utc_bound(value: str | dt.datetime | dt.date | None, what: str) -> str | None:
+    """A time bound in the log's text form ('YYYY-MM-DDTHH:MM:SS.ffffffZ', which compares as text
+    with `scored_at`); naive times are taken as UTC; None or "" is no bound."""
     import pandas as pd
 
-    if value is None:
+    if value is None or value == "":
         return None
     try:
         ts = pd.Timestamp(value)
     except (ValueError, TypeError) as exc:
-        raise PredictionLogError(f"{what} {value!r} is not an ISO 8601 date or time") from exc
+        raise PredictionLogError(f"{what} {value!r} is not an ISO 8601 date or time (e.g. 2025-03-01 or "
+                                 "2025-03-01T12:00:00Z)") from exc
     ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
     return ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -197,7 +201,7 @@ def read_predictions(path: Path | str, model_name: str | None = None, model_vers
     if not path.exists():
         raise PredictionLogError(f"prediction log {path} does not exist")
     sql, args = select_sql(COLUMNS, {"model_name": model_name, "model_version": model_version},
-                           _utc_text(since, "since"), _utc_text(until, "until"))
+                           utc_bound(since, "since"), utc_bound(until, "until"))
     try:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:

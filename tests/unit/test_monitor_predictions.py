@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from configs import TenureError
-from monitoring.predictions import PredictionLogError, read_log, to_utc_iso
+from monitoring.predictions import read_log
+from serving.prediction_log import PredictionLogError, utc_bound
 
 SCHEMA = """CREATE TABLE predictions (row_id INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT, scored_at TEXT,
 task TEXT, model_name TEXT, model_version TEXT, run_id TEXT, customer_ref TEXT, as_of TEXT NULL, features TEXT,
@@ -72,11 +73,11 @@ def test_a_number_sent_as_text_is_counted_not_fatal(tmp_path: Path) -> None:
 
 
 def test_window_bounds_accept_offsets_and_compare_in_utc(tmp_path: Path) -> None:
-    assert to_utc_iso("2025-02-01T08:00:00+08:00", "--since") == "2025-02-01T00:00:00"
-    assert to_utc_iso("2025-02-01", "--since") == "2025-02-01T00:00:00"
-    assert to_utc_iso(None, "--since") is None
+    assert utc_bound("2025-02-01T08:00:00+08:00", "--since") == "2025-02-01T00:00:00.000000Z"
+    assert utc_bound("2025-02-01", "--since") == "2025-02-01T00:00:00.000000Z"
+    assert utc_bound(None, "--since") is None and utc_bound("", "--since") is None
     with pytest.raises(TenureError, match="--until 'yesterday' is not an ISO 8601"):
-        to_utc_iso("yesterday", "--until")
+        utc_bound("yesterday", "--until")
     path = _log(tmp_path / "p.db", [_row(0, "2025-01-31T23:30:00.000000Z", {"dpd_current": 1})])
     assert len(read_log(path, since="2025-02-01T07:00:00+08:00", features=DEFS)) == 1
     assert len(read_log(path, since="2025-02-01T08:00:00+08:00", features=DEFS)) == 0
