@@ -58,7 +58,8 @@ def monitor(
     config: ConfigOpt = None,
     settings: SettingsOpt = None,
 ) -> None:
-    """Compare what a model version scored with its test period: drift, data quality, performance."""
+    """Compare what a model version scored with its reference (the same calendar months after its
+    training period, else its test period): drift, data quality, performance."""
     from configs.monitor import load_monitor_config
     from configs.settings import load_settings
     from monitoring.alerts import exit_status

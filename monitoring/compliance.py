@@ -375,12 +375,14 @@ def _render(ref: VersionRef, model: Any, cols: Mapping[str, Any], reference: pd.
     parts.append("<h2>5. Drift history</h2>")
     if history:
         parts.append(h.table(
-            ["window", "monitored at", "rows", "level", "features drifted", "prediction drift",
+            ["window", "monitored at", "rows", "compared with", "level", "features drifted", "prediction drift",
              "ESTIMATED ROC AUC", "measured ROC AUC"],
-            [(r.get("window"), r.get("created_at"), r.get("rows"), h.badge(r.get("level")),
-              ", ".join(r.get("drifted_features") or []) or "-", r.get("prediction_drift"),
+            [(r.get("window"), r.get("created_at"), r.get("rows"), r.get("reference") or "-", h.badge(r.get("level")),
+              ", ".join(r.get("drifted_features") or []) or "-",
+              f"{r['prediction_drift']:.4f} ({r.get('prediction_drift_method') or 'n/a'})"
+              if isinstance(r.get("prediction_drift"), int | float) else "-",
               r.get("estimated_roc_auc"), r.get("measured_roc_auc")) for r in history],
-            raw=(3,)))
+            raw=(4,)))
     else:
         parts.append("<p>No monitoring run recorded for this version yet (`tenure monitor`).</p>")
 

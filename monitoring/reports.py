@@ -238,6 +238,7 @@ def summary_record(result: Mapping[str, Any]) -> dict[str, Any]:
         "drifted_features": result["drift"]["drifted_features"],
         "share_drifted": result["drift"]["share_drifted"],
         "prediction_drift": (result.get("prediction_drift") or {}).get("score"),
+        "prediction_drift_method": (result.get("prediction_drift") or {}).get("method_name"),
         "estimated_roc_auc": (perf.get("estimate") or {}).get("roc_auc"),
         "measured_roc_auc": (perf.get("measured") or {}).get("roc_auc"),
         "reference_roc_auc": perf.get("reference_roc_auc"),
