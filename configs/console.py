@@ -1,17 +1,21 @@
-"""Shared CLI plumbing: turning user errors into one clear line and a non-zero exit."""
+"""Shared CLI plumbing: turning user errors into one clear line and a non-zero exit, and the
+`--settings` option every command takes."""
 
 from __future__ import annotations
 
 import functools
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
 
 import typer
 
 from configs import TenureError
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+SettingsOpt = Annotated[Path | None, typer.Option("--settings", help="YAML file overriding configs/settings.yaml.")]
 
 
 def user_errors(func: F) -> F:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from configs.console import user_errors
+from configs.console import SettingsOpt, user_errors
 
 data_app = typer.Typer(help="Source data: generate synthetic leasing CRM data, validate a dataset.",
                        no_args_is_help=True)
@@ -16,7 +16,6 @@ features_app = typer.Typer(help="Point-in-time feature sets with labels, from a 
                            no_args_is_help=True)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML file overriding the stage's defaults.")]
-SettingsOpt = Annotated[Path | None, typer.Option("--settings", help="YAML file overriding configs/settings.yaml.")]
 
 
 @data_app.command("generate")

@@ -23,10 +23,9 @@ from typing import Annotated, Any
 import typer
 
 from configs import ConfigError
-from configs.console import user_errors
+from configs.console import SettingsOpt, user_errors
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Monitoring config YAML overriding configs/monitor.yaml.")]
-SettingsOpt = Annotated[Path | None, typer.Option("--settings", help="YAML file overriding configs/settings.yaml.")]
 
 _LAZY = {"monitor_task": "monitoring.monitor", "MonitorResult": "monitoring.monitor",
          "compliance_pack": "monitoring.compliance", "drift_history": "monitoring.reports"}

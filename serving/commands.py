@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
-from configs.console import user_errors
+from configs.console import SettingsOpt, user_errors
 
 
 def server_environment(settings: Any, config_path: Path | None, overrides: Mapping[str, Any],
@@ -56,7 +56,7 @@ def serve(
     api_key_env: Annotated[str | None, typer.Option(help="Environment variable holding the API key "
                                                          "(default TENURE_API_KEY); unset = no key required.")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="YAML file overriding configs/serve.yaml.")] = None,
-    settings: Annotated[Path | None, typer.Option("--settings", help="YAML file overriding configs/settings.yaml.")] = None,
+    settings: SettingsOpt = None,
 ) -> None:
     """Serve every task's champion over HTTP: /score, /score_batch, /predict_<task>, /model_info, docs at /."""
     from configs.serve import load_serve_config

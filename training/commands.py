@@ -20,10 +20,9 @@ from typing import Annotated, Any
 import typer
 
 from configs import ConfigError
-from configs.console import user_errors
+from configs.console import SettingsOpt, user_errors
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Training config YAML overriding configs/train.yaml.")]
-SettingsOpt = Annotated[Path | None, typer.Option("--settings", help="YAML file overriding configs/settings.yaml.")]
 
 
 def _err(message: str) -> None:

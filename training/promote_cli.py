@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from configs.console import user_errors
+from configs.console import SettingsOpt, user_errors
 
 
 @user_errors
@@ -27,7 +27,7 @@ def promote(
     reason: Annotated[str | None, typer.Option(help="Why; recorded on the model version. Required with --force.")] = None,
     actor: Annotated[str | None, typer.Option(help="Who decides (default: env TENURE_ACTOR, else the OS user).")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="YAML file overriding configs/promote.yaml.")] = None,
-    settings: Annotated[Path | None, typer.Option("--settings", help="YAML file overriding configs/settings.yaml.")] = None,
+    settings: SettingsOpt = None,
 ) -> None:
     """Gate the challenger against the champion on the same test window; record the decision."""
     from configs.promote import load_promote_config
