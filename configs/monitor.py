@@ -54,7 +54,7 @@ class PerformanceConfig(StrictModel):
     min_labelled_rows: int = Field(ge=1)
     estimate_draws: int = Field(ge=0, le=10_000)
     estimate_max_rows: int = Field(ge=100)
-    recalibrate_on: list[Literal["valid", "test"]] = Field(default_factory=list)
+    recalibrate_on: list[Literal["valid", "test"]]
 
     @model_validator(mode="after")
     def _check(self) -> PerformanceConfig:
