@@ -150,10 +150,10 @@ def _traffic(state: DemoState) -> None:
     import datetime as dt
 
     import httpx
-    import numpy as np
     from rich.progress import Progress
 
     from features.build import scoring_frame
+    from serving.schemas import request_records
 
     url = state.outputs["service_url"]
     sent = {}
@@ -162,12 +162,7 @@ def _traffic(state: DemoState) -> None:
             # customers a new decision is made for: active leases, not already in collections
             frame = scoring_frame(dataset_dir, eligible_for="default_risk")
             as_of = frame["snapshot_date"].iloc[0].date()
-            records = []
-            for row in frame.drop(columns=["snapshot_date", "age_band", "city_tier"], errors="ignore").to_dict("records"):
-                rec = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
-                rec["customer_id"] = str(int(rec["customer_id"]))
-                rec["as_of"] = str(as_of)
-                records.append(rec)
+            records = request_records(frame)
             started = dt.datetime.now(dt.UTC)
             job = bar.add_task(f"scoring {scenario} customers", total=len(records))
             for i in range(0, len(records), 250):

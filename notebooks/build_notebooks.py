@@ -229,15 +229,14 @@ import json
 
 from configs.serve import load_serve_config
 from features.build import scoring_frame
+from serving.schemas import request_records
 from serving.startup import start_scorer
 
 scorer = start_scorer(load_serve_config(None, {"tasks": ["churn"]}), settings)
 windows = {}
 for name, ds in (("baseline", dataset_dir), ("competitor", drift_dir)):
     frame = scoring_frame(ds)
-    records = [{k: (None if pd.isna(v) else v) for k, v in r.items() if k in scorer.served("churn").model.feature_names}
-               | {"customer_id": str(r["customer_id"]), "as_of": str(r["snapshot_date"].date())}
-               for r in frame.to_dict("records")]
+    records = request_records(frame)  # the customers as the service accepts them
     since = dt.datetime.now(dt.UTC).isoformat()
     for i in range(0, len(records), 500):
         scorer.score_batch(records[i:i + 500])

@@ -274,3 +274,24 @@ def feature_info(defn: FeatureDef | Mapping[str, Any]) -> FeatureInfo:
     return FeatureInfo(name=d["name"], kind=d["kind"], unit=d.get("unit") or "", min=d.get("min"),
                        max=d.get("max"), categories=list(d["categories"]) if d.get("categories") else None,
                        description=d.get("description", ""), description_zh=d.get("description_zh", ""))
+
+
+def request_records(frame: Any, id_column: str = "customer_id", time_column: str = "snapshot_date") -> list[dict]:
+    """Rows of a scoring frame (`features.build.scoring_frame`) as the customer records the service
+    accepts: the catalogue's features the frame has (NaN as null), the id as text, `as_of` the
+    row's snapshot date. Group columns (age band, city tier) are left out: the service refuses them."""
+    import numpy as np
+    import pandas as pd
+
+    from features.definitions import FEATURES
+
+    names = [f.name for f in FEATURES if f.name in frame.columns]
+    as_of = pd.to_datetime(frame[time_column]).dt.strftime("%Y-%m-%d").to_numpy()
+    ids = frame[id_column].to_numpy()
+    out = []
+    for i, row in enumerate(frame[names].to_dict("records")):
+        rec = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
+        rec[id_column] = str(int(ids[i])) if isinstance(ids[i], int | np.integer) else str(ids[i])
+        rec["as_of"] = str(as_of[i])
+        out.append(rec)
+    return out

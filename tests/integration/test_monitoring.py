@@ -47,6 +47,7 @@ import pytest
 import serving_fixtures as fx
 
 from models import TASKS
+from serving.schemas import request_records
 
 pytestmark = pytest.mark.integration
 
@@ -186,28 +187,12 @@ def _quick_model(task: str, fs_path: Path, settings: Any) -> Champion:
     return Champion(version=version, run_id=run.info.run_id, feature_names=names)
 
 
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """The customers as `tenure demo` sends them: every feature (NaN as null), the id as text,
-    `as_of` the snapshot."""
-    from features.definitions import FEATURES
-
-    names = [f.name for f in FEATURES]
-    as_of = pd.to_datetime(frame["snapshot_date"]).dt.strftime("%Y-%m-%d").to_numpy()
-    out = []
-    for i, row in enumerate(frame[["customer_id", *names]].to_dict("records")):
-        rec = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
-        rec["customer_id"] = str(int(rec["customer_id"]))
-        rec["as_of"] = str(as_of[i])
-        out.append(rec)
-    return out
-
-
 def _send(client: httpx.Client, frames: Sequence[pd.DataFrame]) -> Window:
     """Score `frames` in batches over HTTP; the window is the client's clock around the burst."""
     since = dt.datetime.now(dt.UTC)
     answers = []
     for frame in frames:
-        records = _records(frame)
+        records = request_records(frame)  # as `tenure demo` sends them
         for i in range(0, len(records), BATCH):
             chunk = records[i:i + BATCH]
             r = client.post("/score_batch", json={"customers": chunk, "explain": False})

@@ -152,3 +152,29 @@ def test_server_environment_carries_resolved_settings(tmp_path):
     assert env["BENTOML_DO_NOT_TRACK"] == "True"
     assert server_command("127.0.0.1", 3001)[2:] == ["bentoml", "serve", "serving.service:Tenure", "--host",
                                                      "127.0.0.1", "--port", "3001"]
+
+
+def test_request_records_are_what_the_service_accepts() -> None:
+    """A scoring frame's rows as request records: NaN as null, the id as text, as_of the snapshot,
+    group columns left out; each validates against the service's customer schema."""
+    import numpy as np
+    import pandas as pd
+
+    from serving.schemas import request_records
+
+    frame = pd.DataFrame({
+        "customer_id": np.array([17, 4082], dtype=np.int64),
+        "snapshot_date": pd.to_datetime(["2026-01-01", "2026-01-01"]),
+        "complaints_6m": [2.0, np.nan],
+        "industry": ["retail", None],
+        "age_band": ["30-39", "40-49"],
+        "city_tier": ["tier1", "tier2"],
+    })
+    records = request_records(frame)
+    assert records == [
+        {"complaints_6m": 2.0, "industry": "retail", "customer_id": "17", "as_of": "2026-01-01"},
+        {"complaints_6m": None, "industry": None, "customer_id": "4082", "as_of": "2026-01-01"},
+    ]
+    model = build_customer_model(FEATURES)
+    for rec in records:
+        model.model_validate(rec)
