@@ -277,7 +277,7 @@ def _summary(state: DemoState) -> None:
     if out.get("service_url"):
         url = out["service_url"]
         typer.echo(f"\nservice: {url}  (API docs: {url}/ , OpenAPI: {url}/docs.json, model info: {url}/model_info)")
-        typer.echo(f"  log: {out['service_log']}; predictions logged to {st.prediction_log_path}")
+        typer.echo(f"  log: {out['service_log']}; predictions logged to {st.prediction_log_target}")
         typer.echo(f"  stop it with: kill -TERM -$(cat {out['pid_file']})")
     typer.echo(f"\nMLflow UI: mlflow ui --backend-store-uri {st.tracking_uri} --port 5000  ->  http://127.0.0.1:5000")
     typer.echo(f"Optuna dashboard: optuna-dashboard {st.optuna_storage_url}")

@@ -1,15 +1,20 @@
 """Reading the prediction log: the rows one model version scored in a time window, features expanded.
 
-Reads the SQLite prediction log written by serving (`settings.prediction_log_path`, table
-`predictions`: row_id, request_id, scored_at (ISO 8601, UTC), task, model_name, model_version,
-run_id, customer_ref, as_of ('YYYY-MM-DD' or NULL), features (JSON object of the model's feature
-values as scored), probability, tier, action); writes nothing.
+Reads the prediction log written by serving (`settings.prediction_log_target`): a SQLite file or
+a PostgreSQL database (`postgresql://...`, `serving.prediction_log_pg`), table `predictions`:
+row_id, request_id, scored_at (UTC), task, model_name, model_version, run_id, customer_ref,
+as_of ('YYYY-MM-DD' or NULL), features (JSON object of the model's feature values as scored),
+probability, tier, action; writes nothing.
 
-The JSON of every row is parsed in one pass by Arrow's JSON reader (fast enough for millions of
-rows); when a row breaks the expected types (a number sent as text, say), the log falls back to
-Python's parser and counts the values that are not numbers, so data quality can report them.
-Numeric features come back as float64 (missing -> NaN), categorical features as pandas
-categoricals whose categories are the definition's followed by any unknown values seen.
+SQLite: the JSON of every row is parsed in one pass by Arrow's JSON reader (fast enough for
+millions of rows); when a row breaks the expected types (a number sent as text, say), the log
+falls back to Python's parser and counts the values that are not numbers, so data quality can
+report them. PostgreSQL: the database turns the JSON into one typed column per feature and
+streams the window out with `COPY ... TO STDOUT (FORMAT csv)`, which Arrow's CSV reader parses
+into columns; a second query counts the values that are not numbers. No JSON is decoded in
+Python. Both give the same frame: numeric features as float64 (missing -> NaN), categorical
+features as pandas categoricals whose categories are the definition's followed by any unknown
+values seen.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from configs.settings import is_postgres_url, redact_url
 from serving.prediction_log import COLUMNS, TABLE, PredictionLogError, select_sql, utc_bound
 
 CHUNK_ROWS = 20_000  # rows read and parsed at a time
@@ -63,24 +69,33 @@ def _connect(path: Path) -> sqlite3.Connection:
     return con
 
 
-def read_log(path: Path, *, task: str | None = None, model_name: str | None = None,
+def read_log(path: Path | str, *, task: str | None = None, model_name: str | None = None,
              model_version: str | int | None = None, since: str | None = None, until: str | None = None,
              features: Sequence[Mapping[str, Any]] = ()) -> LogWindow:
     """Log rows matching the filters (`since` inclusive, `until` exclusive, on `scored_at`).
 
-    `features` are feature definitions (`name`, `kind`, `categories`) to expand from the JSON;
-    keys of the JSON not named there are ignored, and a feature absent from a row is missing.
+    `path`: the SQLite file, or a `postgresql://` URL. `features` are feature definitions (`name`,
+    `kind`, `categories`) to expand from the JSON; keys of the JSON not named there are ignored,
+    and a feature absent from a row is missing.
     """
-    sql, args = select_sql(LOG_COLUMNS, {"task": task, "model_name": model_name, "model_version": model_version},
-                           utc_bound(since, "--since"), utc_bound(until, "--until"))
-    con = _connect(path)
+    equals = {"task": task, "model_name": model_name, "model_version": model_version}
+    bounds = utc_bound(since, "--since"), utc_bound(until, "--until")
     acc = _Columns()
+    if is_postgres_url(path):
+        non_numeric = _read_postgres(str(path), equals, *bounds, features, acc)
+    else:
+        non_numeric = _read_sqlite(Path(path), equals, *bounds, features, acc)
+    return LogWindow(frame=_frame(acc, features), non_numeric=non_numeric)
+
+
+def _read_sqlite(path: Path, equals: Mapping[str, Any], since: str | None, until: str | None,
+                 features: Sequence[Mapping[str, Any]], acc: _Columns) -> dict[str, int]:
+    sql, args = select_sql(LOG_COLUMNS, dict(equals), since, until)
+    con = _connect(path)
     non_numeric: dict[str, int] = {}
-    rows_read = 0
     try:
         cursor = con.execute(sql, args)
         while rows := cursor.fetchmany(CHUNK_ROWS):  # the JSON of a large window is never in memory at once
-            rows_read += len(rows)
             data = dict(zip(LOG_COLUMNS, zip(*rows, strict=True), strict=True))
             del rows
             _add_meta(acc, data)
@@ -96,6 +111,10 @@ def read_log(path: Path, *, task: str | None = None, model_name: str | None = No
         raise PredictionLogError(f"prediction log {path}: reading table {TABLE!r} failed: {exc}") from exc
     finally:
         con.close()
+    return non_numeric
+
+
+def _frame(acc: _Columns, features: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     out: dict[str, Any] = {}
     for c in META_COLUMNS:
         if c in REPEATED_COLUMNS:
@@ -109,7 +128,137 @@ def read_log(path: Path, *, task: str | None = None, model_name: str | None = No
             out[f["name"]] = acc.array(f["name"], "float64")
         else:
             out[f["name"]] = acc.categorical(f["name"], [str(c) for c in (f.get("categories") or [])])
-    return LogWindow(frame=pd.DataFrame(out, copy=False), non_numeric=non_numeric)
+    return pd.DataFrame(out, copy=False)
+
+
+# ---- PostgreSQL -------------------------------------------------------------------------------
+
+_NUMBER_TEXT = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
+
+
+def _pg_numeric(sql: Any, name: str) -> Any:
+    """A feature of the JSONB column as float8: numbers, booleans (1/0) and numbers sent as text, as
+    the SQLite reader reads them; anything else is NULL."""
+    value, text = sql.SQL("features -> {}").format(sql.Literal(name)), sql.SQL("features ->> {}").format(sql.Literal(name))
+    return sql.SQL("CASE jsonb_typeof({v}) WHEN 'number' THEN ({t})::float8 "
+                   "WHEN 'boolean' THEN CASE WHEN ({v})::boolean THEN 1.0 ELSE 0.0 END "
+                   "WHEN 'string' THEN CASE WHEN {t} ~ {rx} THEN ({t})::float8 END END").format(
+        v=value, t=text, rx=sql.Literal(_NUMBER_TEXT))
+
+
+def _pg_where(sql: Any, equals: Mapping[str, Any], since: str | None, until: str | None) -> Any:
+    conds = [sql.SQL("{} = {}").format(sql.Identifier(c), sql.Literal(str(v))) for c, v in equals.items()
+             if v is not None]
+    if since is not None:
+        conds.append(sql.SQL("scored_at >= {}::timestamptz").format(sql.Literal(since)))
+    if until is not None:
+        conds.append(sql.SQL("scored_at < {}::timestamptz").format(sql.Literal(until)))
+    return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conds) if conds else sql.SQL("")
+
+
+def _read_postgres(url: str, equals: Mapping[str, Any], since: str | None, until: str | None,
+                   features: Sequence[Mapping[str, Any]], acc: _Columns) -> dict[str, int]:
+    """The window, typed by PostgreSQL and exported as CSV, parsed by Arrow in blocks."""
+    import tempfile
+
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    from psycopg import sql
+
+    from serving.prediction_log_pg import connect
+
+    where = redact_url(url)
+    meta_sql = {"scored_at": sql.SQL("(extract(epoch FROM scored_at) * 1000000)::bigint"),
+                "as_of": sql.SQL("as_of::text")}
+    meta_types = {"row_id": pa.int64(), "scored_at": pa.int64(), "probability": pa.float64(), "shadow": pa.int64()}
+    exprs, names, types = [], [], {}
+    for c in META_COLUMNS:
+        exprs.append(meta_sql.get(c, sql.Identifier(c)))
+        names.append(c)
+        types[c] = meta_types.get(c, pa.string())
+    for f in features:
+        numeric = f["kind"] == "numeric"
+        exprs.append(_pg_numeric(sql, f["name"]) if numeric else sql.SQL("features ->> {}").format(sql.Literal(f["name"])))
+        names.append(f"f{len(names)}")  # CSV columns by position; feature names may clash with the log's
+        types[names[-1]] = pa.float64() if numeric else pa.string()
+    where_sql = _pg_where(sql, equals, since, until)
+    query = sql.SQL("COPY (SELECT {} FROM {}{} ORDER BY row_id) TO STDOUT (FORMAT csv)").format(
+        sql.SQL(", ").join(exprs), sql.Identifier(TABLE), where_sql)
+    try:
+        con = connect(url, 600_000)
+    except Exception as exc:  # noqa: BLE001 - psycopg.OperationalError and bad URLs alike
+        raise PredictionLogError(f"cannot connect to the prediction log {where}: {_one_line(exc)}") from exc
+    try:
+        _check_pg_columns(con, where)
+        non_numeric = _pg_non_numeric(con, sql, features, where_sql)
+        with tempfile.TemporaryFile(prefix="tenure-log-") as tmp:
+            with con.cursor() as cur, cur.copy(query) as copy:
+                for block in copy:
+                    tmp.write(block)
+            size = tmp.tell()
+            tmp.seek(0)
+            if size:
+                reader = pcsv.open_csv(
+                    tmp, read_options=pcsv.ReadOptions(column_names=names, block_size=1 << 24),
+                    parse_options=pcsv.ParseOptions(newlines_in_values=True),
+                    convert_options=pcsv.ConvertOptions(column_types=types, strings_can_be_null=True,
+                                                        quoted_strings_can_be_null=False))
+                for batch in reader:
+                    _add_arrow_batch(acc, batch, names, features)
+    except PredictionLogError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - psycopg.Error, Arrow parse errors
+        raise PredictionLogError(f"prediction log {where}: reading table {TABLE!r} failed: {_one_line(exc)}") from exc
+    finally:
+        con.close()
+    return non_numeric
+
+
+def _one_line(exc: BaseException) -> str:
+    return redact_url(" ".join(str(exc).split()) or type(exc).__name__)
+
+
+def _check_pg_columns(con: Any, where: str) -> None:
+    cols = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
+                                      "WHERE table_schema = current_schema() AND table_name = %s", (TABLE,))}
+    if not cols:
+        raise PredictionLogError(f"prediction log {where} has no table {TABLE!r}; serve a model with "
+                                 "TENURE_PREDICTION_LOG pointing at it first")
+    missing = [c for c in LOG_COLUMNS if c not in cols]
+    if missing:
+        raise PredictionLogError(f"prediction log {where}: table {TABLE!r} lacks columns {missing}")
+
+
+def _pg_non_numeric(con: Any, sql: Any, features: Sequence[Mapping[str, Any]], where_sql: Any) -> dict[str, int]:
+    """Per numeric feature, the values in the window that are present but not numbers."""
+    numeric = [f["name"] for f in features if f["kind"] == "numeric"]
+    if not numeric:
+        return {}
+    counts = [sql.SQL("count(*) FILTER (WHERE jsonb_typeof(features -> {n}) NOT IN ('null') AND {e} IS NULL)").format(
+        n=sql.Literal(name), e=_pg_numeric(sql, name)) for name in numeric]
+    row = con.execute(sql.SQL("SELECT {} FROM {}{}").format(sql.SQL(", ").join(counts), sql.Identifier(TABLE),
+                                                           where_sql)).fetchone()
+    return {name: int(n) for name, n in zip(numeric, row, strict=True) if n}
+
+
+def _add_arrow_batch(acc: _Columns, batch: Any, names: Sequence[str], features: Sequence[Mapping[str, Any]]) -> None:
+    columns = dict(zip(names, batch.columns, strict=True))
+    for c in META_COLUMNS:
+        col = columns[c]
+        if c in REPEATED_COLUMNS:
+            acc.add_categorical(c, col.to_pandas())
+        elif c == "scored_at":
+            acc.add(c, col.to_numpy(zero_copy_only=False).astype("datetime64[us]").astype("datetime64[ns]"))
+        elif c in ("row_id", "probability", "shadow"):
+            acc.add(c, col.to_numpy(zero_copy_only=False))
+        else:
+            acc.add(c, np.asarray(col.to_pylist(), dtype=object))
+    for i, f in enumerate(features, start=len(META_COLUMNS)):
+        col = columns[names[i]]
+        if f["kind"] == "numeric":
+            acc.add(f["name"], col.to_numpy(zero_copy_only=False).astype(np.float64))
+        else:
+            acc.add_categorical(f["name"], col.to_pandas())
 
 
 class _Columns:

@@ -30,7 +30,7 @@ def server_environment(settings: Any, config_path: Path | None, overrides: Mappi
     env = dict(os.environ if base is None else base)
     env["TENURE_HOME"] = str(Path(settings.home).resolve())
     env["MLFLOW_TRACKING_URI"] = settings.tracking_uri
-    env["TENURE_PREDICTION_LOG"] = str(Path(settings.prediction_log_path).resolve())
+    env["TENURE_PREDICTION_LOG"] = settings.prediction_log_target
     if config_path is not None:
         env[SERVE_CONFIG_ENV] = str(Path(config_path).resolve())
     else:

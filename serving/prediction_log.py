@@ -26,7 +26,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from configs import TenureError
 
@@ -230,3 +230,25 @@ def _expand(texts: Iterable[str]) -> pd.DataFrame:
         if values.map(lambda v: v is None or (isinstance(v, int | float) and not isinstance(v, bool))).all():
             frame[col] = pd.to_numeric(values, errors="coerce").astype("float64")
     return frame
+
+
+class PredictionLogWriter(Protocol):
+    """What the service needs of a log: a committed `write` per request, and `close`."""
+
+    def write(self, rows: Sequence[LogRow]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def open_prediction_log(target: str | Path, *, busy_timeout_ms: int = 5000,
+                        synchronous: str = "NORMAL") -> PredictionLogWriter:
+    """The log the service writes, chosen by `target` (`settings.prediction_log_target`): a
+    `postgresql://` URL opens `serving.prediction_log_pg.PostgresPredictionLog` (the busy timeout
+    bounds each write there too), anything else is the SQLite file `PredictionLog`."""
+    from configs.settings import is_postgres_url
+
+    if is_postgres_url(target):
+        from serving.prediction_log_pg import PostgresPredictionLog
+
+        return PostgresPredictionLog(str(target), timeout_ms=busy_timeout_ms)
+    return PredictionLog(target, busy_timeout_ms=busy_timeout_ms, synchronous=synchronous)

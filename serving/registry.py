@@ -13,13 +13,13 @@ Any problem raises `RegistryError` naming the registry, model and what to do.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from configs import TenureError
+from configs.settings import redact_url
 from serving.scoring import ServedModel
 
 
@@ -43,9 +43,7 @@ class ChampionRef:
         return f"models:/{self.model_name}/{self.version}"
 
 
-def redact_uri(uri: str) -> str:
-    """The URI without a password (`http://user:***@host`)."""
-    return re.sub(r"(//[^/:@]*:)[^/@]*@", r"\1***@", uri)
+redact_uri = redact_url  # the URI without a password (`http://user:***@host`)
 
 
 def _check_reachable(tracking_uri: str) -> None:

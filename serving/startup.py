@@ -21,7 +21,7 @@ from pathlib import Path
 from configs.serve import ServeConfig
 from configs.settings import Settings
 from features.definitions import FEATURES
-from serving.prediction_log import PredictionLog
+from serving.prediction_log import PredictionLogWriter, open_prediction_log
 from serving.registry import (
     ChampionRef,
     download_models,
@@ -45,9 +45,9 @@ def api_key_from_env(config: ServeConfig, environ: Mapping[str, str] | None = No
     return env.get(config.api_key_env) or None
 
 
-def open_log(config: ServeConfig, settings: Settings) -> PredictionLog:
-    return PredictionLog(settings.prediction_log_path.resolve(), busy_timeout_ms=config.prediction_log.busy_timeout_ms,
-                         synchronous=config.prediction_log.synchronous)
+def open_log(config: ServeConfig, settings: Settings) -> PredictionLogWriter:
+    return open_prediction_log(settings.prediction_log_target, busy_timeout_ms=config.prediction_log.busy_timeout_ms,
+                               synchronous=config.prediction_log.synchronous)
 
 
 def preflight(config: ServeConfig, settings: Settings, cache_dir: Path) -> dict[str, ChampionRef]:
