@@ -2,12 +2,14 @@
 
 Reads, for one registered model version (default: the task's champion): the rows it scored in the
 prediction log within [since, until) on `scored_at`; its reference rows (`drift.reference`): by
-default the rows of its feature set (version tag `tenure.featureset_path`, unchanged since
-training) from the same calendar months as the window's snapshots (`as_of`), after its training
-period and before the window, scored by the version (`season`); or its test period (`evaluation/test_predictions.parquet`
-joined with the feature set: `test`, also the fallback of `season`); or its training rows
-(`reference/reference.parquet`: `training`, also the fallback when the feature set is gone or
-changed); its feature definitions and task spec (the model artefact); its test ROC AUC (run metric
+default the feature-set rows it was not trained on (its run's artefact
+`reference/unseen_rows.parquet`, read through the tracking server, so any machine gets the same
+reference; for versions trained before that artefact existed, its feature set at the version tag
+`tenure.featureset_path`, unchanged since training) from the same calendar months as the window's
+snapshots (`as_of`), after its training period and before the window, scored by the version
+(`season`); or its test period (`evaluation/test_predictions.parquet` joined with those rows:
+`test`, also the fallback of `season`); or its training rows (`reference/reference.parquet`:
+`training`, also the fallback when neither is available); its feature definitions and task spec (the model artefact); its test ROC AUC (run metric
 `test_roc_auc`). With `outcomes`, a dataset folder whose task labels are joined to the logged
 rows. Writes the reports of `monitoring.reports` under `<reports_dir>/<task>/v<version>/<window>/`
 and logs them to the version's MLflow run.
@@ -240,6 +242,7 @@ def monitor_task(task: str, settings: Settings, cfg: MonitorConfig, *, version: 
     from monitoring.predictions import read_log
     from monitoring.registry import download, load_model, mlflow_client, resolve_version
     from serving.prediction_log import utc_bound
+    from training.tracking import UNSEEN_ROWS_ARTIFACT
 
     say = echo or (lambda _msg: None)
     now = now or dt.datetime.now(dt.UTC)
@@ -248,7 +251,7 @@ def monitor_task(task: str, settings: Settings, cfg: MonitorConfig, *, version: 
     model = load_model(ref)
     definitions = list(model.features)
     cols = ref.columns(model.meta)
-    log_path = settings.prediction_log_path
+    log_path = settings.prediction_log_target
     window = read_log(log_path, model_name=ref.name, model_version=ref.version, since=since, until=until,
                       features=definitions)
     if not len(window):
@@ -258,13 +261,15 @@ def monitor_task(task: str, settings: Settings, cfg: MonitorConfig, *, version: 
     log = window.frame
     with tempfile.TemporaryDirectory(prefix="tenure-monitor-") as tmp:
         training_rows = pd.read_parquet(download(client, ref, "reference/reference.parquet", Path(tmp)))
+        unseen_path = download(client, ref, UNSEEN_ROWS_ARTIFACT, Path(tmp), required=False)
+        unseen = pd.read_parquet(unseen_path) if unseen_path is not None else None
         test_path = download(client, ref, "evaluation/test_predictions.parquet", Path(tmp), required=False)
         test_predictions = pd.read_parquet(test_path) if test_path is not None else None
         valid_path = (download(client, ref, "evaluation/valid_predictions.parquet", Path(tmp), required=False)
                       if "valid" in cfg.performance.recalibrate_on else None)
         valid_predictions = pd.read_parquet(valid_path) if valid_path is not None else None
     reference, reference_info = choose_reference(ref, cfg, training_rows, test_predictions, cols, model,
-                                                 log.get("as_of"))
+                                                 log.get("as_of"), unseen)
     if reference_info.get("note"):
         say(f"reference: {reference_info['note']}")
     say(f"{ref.name} v{ref.version}: {len(log):,} logged rows against {len(reference):,} rows of the "
@@ -336,17 +341,21 @@ def calendar_matched(model: Any, reference: pd.DataFrame, log: pd.DataFrame, cal
 
 def choose_reference(ref: Any, cfg: MonitorConfig, training_rows: pd.DataFrame,
                      test_predictions: pd.DataFrame | None, cols: Mapping[str, Any], model: Any,
-                     as_of: pd.Series | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+                     as_of: pd.Series | None = None,
+                     unseen: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The rows the window is compared with (`drift.reference`) and a description of them.
 
-    `season` falls back to `test` and `test` to `training`, each with a note saying why.
+    `unseen`: the run's artefact of feature-set rows it was not trained on (None: read the feature
+    set at its recorded path instead). `season` falls back to `test` and `test` to `training`,
+    each with a note saying why.
     """
-    from monitoring.registry import featureset_rows, test_period_rows
+    from monitoring.registry import featureset_rows, test_period_rows, unseen_frame
 
     names = list(model.feature_names)
     notes: list[str] = []
     if cfg.drift.reference in ("season", "test"):
-        frame, why = featureset_rows(ref, dict(cols), names)
+        frame, why = unseen_frame(unseen, dict(cols), names) if unseen is not None else \
+            featureset_rows(ref, dict(cols), names)
         if frame is None:
             notes.append(f"compared with the training rows: {why}")
             return training_rows, _describe("training", training_rows, cols, "; ".join(notes))

@@ -2,10 +2,11 @@
 
 Reads, at `settings.tracking_uri`: the registered model named after the task, the version (by
 number, or the one behind the alias `champion`), its run (tags, metrics) and the run's
-artefacts (`reference/reference.parquet`, `evaluation/test_predictions.parquet`,
-`evaluation/metrics.json`, `config/train_config.json`, `plots/*.png`), the feature set it was
-trained on (when unchanged) and the model itself (`training.pyfunc.load_tenure_model`). Writes
-nothing.
+artefacts (`reference/reference.parquet`, `reference/unseen_rows.parquet`,
+`evaluation/test_predictions.parquet`, `evaluation/metrics.json`, `config/train_config.json`,
+`plots/*.png`), for versions without `reference/unseen_rows.parquet` the feature set it was
+trained on (when unchanged and on this machine) and the model itself
+(`training.pyfunc.load_tenure_model`). Writes nothing.
 """
 
 from __future__ import annotations
@@ -144,6 +145,15 @@ def featureset_rows(ref: VersionRef, cols: dict[str, Any], feature_names: list[s
     return fs.frame, None
 
 
+def unseen_frame(unseen: Any, cols: dict[str, Any], feature_names: list[str]) -> tuple[Any, str | None]:
+    """The run's rows it was not trained on (`reference/unseen_rows.parquet`) as `featureset_rows`
+    gives a feature set: (frame, None), or (None, why) when it lacks the id, time or a feature."""
+    missing = [n for n in (cols["id"], cols["time"], *feature_names) if n not in unseen.columns]
+    if missing:
+        return None, f"the run's reference/unseen_rows.parquet lacks columns {missing}"
+    return unseen, None
+
+
 def test_period_rows(frame: Any, test_predictions: Any, cols: dict[str, Any],
                      feature_names: list[str]) -> tuple[Any, str | None]:
     """The version's test rows with their features: `test_predictions` joined on (id, time) with
@@ -172,5 +182,7 @@ def load_model(ref: VersionRef) -> Any:
 
     try:
         return load_tenure_model(ref.uri)
+    except TenureError as exc:  # says what to do already
+        raise MonitoringError(str(exc)) from exc
     except Exception as exc:  # noqa: BLE001 - any loading failure is the user's to act on
         raise MonitoringError(f"cannot load {ref.uri}: {type(exc).__name__}: {exc}") from exc

@@ -146,6 +146,7 @@ def download_models(tracking_uri: str, refs: Mapping[str, ChampionRef], dst: Pat
     import mlflow
 
     from training.pyfunc import ARTIFACT_KEY
+    from training.tracking import unreachable_artifacts
 
     _check_reachable(tracking_uri)
     where = redact_uri(tracking_uri)
@@ -156,12 +157,12 @@ def download_models(tracking_uri: str, refs: Mapping[str, ChampionRef], dst: Pat
         try:
             local = mlflow.artifacts.download_artifacts(artifact_uri=ref.uri, dst_path=str(Path(dst) / task))
         except Exception as exc:  # noqa: BLE001 - missing artefacts, unreadable store
-            raise RegistryError(f"cannot download {ref.uri} (alias {ref.alias!r}) from {where}: "
-                                f"{redact_uri(str(exc))}") from exc
+            raise RegistryError(unreachable_artifacts(ref.uri) or f"cannot download {ref.uri} (alias {ref.alias!r}) "
+                                f"from {where}: {redact_uri(str(exc))}") from exc
         path = Path(local) / "artifacts" / ARTIFACT_KEY
         if not path.is_dir():
-            raise RegistryError(f"{ref.uri} (alias {ref.alias!r}) in {where} is not a Tenure model "
-                                f"(no artifacts/{ARTIFACT_KEY}); was it logged by `tenure train`?")
+            raise RegistryError(unreachable_artifacts(ref.uri) or f"{ref.uri} (alias {ref.alias!r}) in {where} is not "
+                                f"a Tenure model (no artifacts/{ARTIFACT_KEY}); was it logged by `tenure train`?")
         out[task] = replace(ref, path=str(path))
     return out
 

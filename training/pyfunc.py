@@ -76,8 +76,17 @@ def _requirements() -> list[str]:
 
 def load_tenure_model(model_uri: str) -> TenureModel:
     """The TenureModel behind an MLflow model URI (downloads the artefact once)."""
-    local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri.rstrip("/"))
+    from training.tracking import ArtifactLocationError, unreachable_artifacts
+
+    try:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri.rstrip("/"))
+    except Exception as exc:
+        problem = unreachable_artifacts(model_uri)
+        if problem:
+            raise ArtifactLocationError(problem) from exc
+        raise
     path = Path(local) / "artifacts" / ARTIFACT_KEY
     if not path.exists():
-        raise FileNotFoundError(f"{model_uri} is not a Tenure model (no artifacts/{ARTIFACT_KEY})")
+        raise FileNotFoundError(unreachable_artifacts(model_uri)
+                                or f"{model_uri} is not a Tenure model (no artifacts/{ARTIFACT_KEY})")
     return TenureModel.load(path)

@@ -1,19 +1,30 @@
 """MLflow set-up shared by training, promotion, serving and monitoring: URIs, experiments, code version.
 
 Reads `Settings` (tracking URI, artefact root, experiment prefix); writes nothing itself except,
-when an experiment does not exist yet, creating it in the tracking store with its artefacts under
-`<artifact_root>/<experiment name>`. Called by the command that runs, never on import.
+when an experiment does not exist yet, creating it in the tracking store: with its artefacts under
+`<artifact_root>/<experiment name>` when an artefact root is set (the embedded default:
+`<home>/mlartifacts`), or where the tracking server puts them (a server run with
+`--serve-artifacts` proxies them, so every machine reads them over HTTP). Several processes may
+create the same experiment at once (workers on several machines): the loser reads the winner's.
+Called by the command that runs, never on import.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+import warnings
 from pathlib import Path
+from typing import Any
 
-from configs.settings import Settings
+from configs import TenureError
+from configs.settings import Settings, is_remote_tracking
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# feature-set rows a version was not trained on (validation, test and later snapshots; for a random
+# split its validation and test rows): id, time and the model's raw features. Monitoring builds its
+# same-season and test-period references from them, on any machine that reaches the tracking server.
+UNSEEN_ROWS_ARTIFACT = "reference/unseen_rows.parquet"
 
 
 def experiment_name(settings: Settings, task: str) -> str:
@@ -25,7 +36,8 @@ def setup_mlflow(settings: Settings, task: str | None = None) -> str | None:
     """Point MLflow (tracking and registry) at `settings`; with `task`, make its experiment active.
 
     Returns the experiment id when `task` is given. A new experiment stores its artefacts under
-    `settings.artifact_root`; an existing one keeps its location.
+    `settings.artifact_root` (None: where the tracking server decides); an existing one keeps its
+    location (a warning when a tracking server's experiment keeps artefacts in a local folder).
     """
     import mlflow
 
@@ -46,16 +58,81 @@ def setup_mlflow(settings: Settings, task: str | None = None) -> str | None:
         return None
     name = experiment_name(settings, task)
     client = mlflow.MlflowClient()
+    exp = get_or_create_experiment(client, name, settings.artifact_root)
+    if exp.lifecycle_stage == "deleted":
+        client.restore_experiment(exp.experiment_id)
+    if is_remote_tracking(settings.tracking_uri) and is_local_location(exp.artifact_location):
+        warnings.warn(f"experiment {name!r} on the tracking server {settings.tracking_uri} keeps its artefacts in "
+                      f"the local folder {exp.artifact_location}: other machines cannot load its models. Run the "
+                      "server with --serve-artifacts and use a new experiment prefix (settings experiment_prefix), "
+                      "or set TENURE_ARTIFACT_ROOT to a store every machine reads", UserWarning, stacklevel=2)
+    mlflow.set_experiment(experiment_id=exp.experiment_id)
+    return str(exp.experiment_id)
+
+
+def get_or_create_experiment(client: Any, name: str, artifact_root: str | None) -> Any:
+    """The experiment `name`, created (artefacts under `<artifact_root>/<name>`, or where the server
+    decides when `artifact_root` is None) unless it exists; a concurrent creation by another
+    process is not an error."""
+    from mlflow.exceptions import MlflowException
+
     exp = client.get_experiment_by_name(name)
-    if exp is None:
-        location = f"{settings.artifact_root.rstrip('/')}/{name}"
+    if exp is not None:
+        return exp
+    location = f"{artifact_root.rstrip('/')}/{name}" if artifact_root else None
+    try:
         experiment_id = client.create_experiment(name, artifact_location=location)
-    else:
-        if exp.lifecycle_stage == "deleted":
-            client.restore_experiment(exp.experiment_id)
-        experiment_id = exp.experiment_id
-    mlflow.set_experiment(experiment_id=experiment_id)
-    return experiment_id
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        exp = client.get_experiment_by_name(name)  # another worker created it first
+        if exp is None:
+            raise
+        return exp
+    return client.get_experiment(experiment_id)
+
+
+def is_local_location(location: str | None) -> bool:
+    """True for an artefact location on this machine's file system (`file:` or a plain path)."""
+    from urllib.parse import urlparse
+
+    return bool(location) and urlparse(location).scheme in ("", "file")
+
+
+class ArtifactLocationError(TenureError):
+    """A model's artefacts sit in a folder of another machine (a local artifact location)."""
+
+
+def unreachable_artifacts(model_uri: str) -> str | None:
+    """Why the artefacts of `model_uri` (`models:/...` or `runs:/...`) cannot be read here when they
+    sit in a local folder that this machine does not have (an experiment created with a `file:`
+    artifact location on a shared tracking server); None otherwise."""
+    from urllib.parse import unquote, urlparse
+
+    try:
+        if model_uri.startswith("models:/"):
+            from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
+
+            location = ModelsArtifactRepository.get_underlying_uri(model_uri)
+        elif model_uri.startswith("runs:/"):
+            from mlflow.store.artifact.runs_artifact_repo import RunsArtifactRepository
+
+            location = RunsArtifactRepository.get_underlying_uri(model_uri)
+        else:
+            location = model_uri
+    except Exception:  # noqa: BLE001 - the registry's own error is the better message then
+        return None
+    if not is_local_location(location) or Path(unquote(urlparse(location).path)).exists():
+        return None
+    return (f"{model_uri} keeps its artefacts in the folder {location} of the machine that trained it, which "
+            "this machine does not have; train it where every machine reads the artefacts: an MLflow server "
+            "run with --serve-artifacts (artifact root mlflow-artifacts:/) and a new experiment "
+            "(settings experiment_prefix), or TENURE_ARTIFACT_ROOT on a shared store")
+
+
+def unseen_rows(frame: Any, train: Any, columns: list[str]) -> Any:
+    """The rows of the feature set `frame` not in its training part `train` (same index), `columns` only."""
+    return frame.loc[~frame.index.isin(train.index), columns].reset_index(drop=True)
 
 
 def _git(path: Path, *args: str) -> str | None:

@@ -8,7 +8,9 @@ What the parent run holds (promotion, serving and monitoring read these names):
 
 - artefacts: `model/` (the pyfunc, `training.pyfunc`), `reference/reference.parquet` (training
   rows, at most `evaluation.reference_max_rows`, sampled with the seed: id, time, raw feature
-  values, group columns, label, `probability`), `evaluation/test_predictions.parquet` and
+  values, group columns, label, `probability`), `reference/unseen_rows.parquet` (every feature-set
+  row not trained on: id, time, raw feature values; monitoring's same-season and test-period
+  references), `evaluation/test_predictions.parquet` and
   `evaluation/valid_predictions.parquet` (every row: id, time, group columns, label,
   `probability`), `evaluation/metrics.json`, `config/train_config.json`, `plots/*.png`; id, time
   and label keep the feature set's column names (`customer_id`, `snapshot_date`, the label name);
@@ -317,7 +319,13 @@ def train_task(task_or_spec: str | TaskSpec, featureset_path: Path | str, cfg: T
     from training import tune as tuning
     from training.plots import write_plots
     from training.pyfunc import log_tenure_model
-    from training.tracking import git_commit, git_dirty, setup_mlflow
+    from training.tracking import (
+        UNSEEN_ROWS_ARTIFACT,
+        git_commit,
+        git_dirty,
+        setup_mlflow,
+        unseen_rows,
+    )
 
     passive_openmp()
     say = echo or (lambda _msg: None)
@@ -437,6 +445,8 @@ def train_task(task_or_spec: str | TaskSpec, featureset_path: Path | str, cfg: T
             reference = _reference(split.train, cols, feature_names, model, encoder, cfg)
             (tmp / "reference").mkdir()
             reference.to_parquet(tmp / "reference" / "reference.parquet", index=False)
+            unseen_rows(fs.frame, split.train, [cols["id"], cols["time"], *feature_names]).to_parquet(
+                tmp / UNSEEN_ROWS_ARTIFACT, index=False)
             (tmp / "evaluation").mkdir()
             _prediction_frame(split.test, cols, probs["test"]).to_parquet(
                 tmp / "evaluation" / "test_predictions.parquet", index=False)
