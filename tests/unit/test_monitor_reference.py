@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -70,3 +71,33 @@ def test_months_of_several_years_and_the_windows_mix() -> None:
 def test_falls_back_with_a_reason(as_of: pd.Series, ref: VersionRef, min_rows: int, reason: str) -> None:
     rows, why = season_rows(_featureset(), COLS, ref, as_of, min_rows, seed=0)
     assert rows is None and reason in why
+
+
+def test_the_runs_unseen_rows_give_the_reference_where_the_feature_set_is_not(tmp_path: Path) -> None:
+    """On a machine without the training feature set (another machine of a team), the run's
+    `reference/unseen_rows.parquet` gives the same season reference; without it, only training rows."""
+    import lightgbm as lgb
+
+    from configs.monitor import load_monitor_config
+    from monitoring.monitor import choose_reference
+    from training.artifact import TenureModel
+    from training.tracking import unseen_rows
+
+    frame = _featureset(50)
+    frame["churned_3m"] = (frame["x"] % 3 == 0).astype(int)
+    train = frame[frame["snapshot_date"] <= "2024-06-01"]
+    booster = lgb.train({"objective": "binary", "verbosity": -1, "min_data_in_leaf": 5},
+                        lgb.Dataset(train[["x"]].to_numpy(), label=train["churned_3m"]), num_boost_round=3)
+    model = TenureModel(booster=booster, features=[{"name": "x", "kind": "numeric"}])
+    ref = _ref()
+    ref.tags["tenure.featureset_path"] = str(tmp_path / "on-the-training-machine.parquet")
+    cfg = load_monitor_config()
+    cfg = cfg.model_copy(update={"drift": cfg.drift.model_copy(update={"season_min_rows": 10})})
+    as_of = _as_of(("2026-01-01", 40))
+    unseen = unseen_rows(frame, train, ["customer_id", "snapshot_date", "x"])
+    assert unseen["snapshot_date"].min() > pd.Timestamp("2024-06-01") and len(unseen) == len(frame) - len(train)
+
+    rows, info = choose_reference(ref, cfg, train, None, COLS, model, as_of, unseen)
+    assert info["kind"] == "season" and set(rows["snapshot_date"]) == {pd.Timestamp("2025-01-01")}
+    _, info = choose_reference(ref, cfg, train, None, COLS, model, as_of, None)
+    assert info["kind"] == "training" and "cannot be read" in info["note"]
