@@ -55,6 +55,9 @@ def train(
                                                     "is given too).")] = None,
     timeout: Annotated[float | None, typer.Option(help="Seconds of search per task.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the split, sampler and LightGBM.")] = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Processes running Optuna trials on this machine; "
+                                         "with a shared TENURE_OPTUNA_STORAGE, `tenure train` on other machines "
+                                         "joins the same study. The model is registered once per study run.")] = 1,
     settings: SettingsOpt = None,
 ) -> None:
     """Tune, train, evaluate and register models (alias `challenger`); one JSON line per task on stdout."""
@@ -93,7 +96,7 @@ def train(
     launcher_run = os.environ.pop("MLFLOW_RUN_ID", None)
     summaries = []
     for name, path, model_name in jobs:
-        result = train_task(name, path, cfg, st, model_name=model_name, echo=_err)
+        result = train_task(name, path, cfg, st, model_name=model_name, echo=_err, workers=workers)
         summaries.append({"task": name, **result.summary()})
         typer.echo(json.dumps(summaries[-1]))
     if launcher_run:

@@ -54,6 +54,9 @@ def setup_mlflow(settings: Settings, task: str | None = None) -> str | None:
             os.environ.pop(var, None)
         else:
             os.environ[var] = value
+    # with a tracking server MLflow prints a "View run" link per run to stdout, where `tenure`
+    # commands print only their JSON result
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     if task is None:
         return None
     name = experiment_name(settings, task)

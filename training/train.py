@@ -43,7 +43,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -308,17 +308,21 @@ def _metrics(y: np.ndarray, p: np.ndarray, cfg: TrainConfig) -> dict[str, float]
 
 
 def train_task(task_or_spec: str | TaskSpec, featureset_path: Path | str, cfg: TrainConfig, settings: Settings, *,
-               model_name: str | None = None, echo: Echo | None = None) -> TrainResult:
+               model_name: str | None = None, echo: Echo | None = None, workers: int = 1) -> TrainResult:
     """Train, evaluate, log and register one model; see the module docstring for what is written.
 
     `task_or_spec`: a built-in task name, a `TaskSpec`, or the task name stored in an own-data
     feature set (a generic spec is made for it). `model_name` defaults to the spec's name.
+    `workers`: trial processes on this machine. The model is fitted and registered once per study
+    run (`training.study.StudyRun`): when another `tenure train` of the same study finalises it,
+    this returns that run's result and registers nothing.
     """
     import mlflow
 
     from training import tune as tuning
     from training.plots import write_plots
     from training.pyfunc import log_tenure_model
+    from training.study import StudyRun
     from training.tracking import (
         UNSEEN_ROWS_ARTIFACT,
         git_commit,
@@ -361,7 +365,8 @@ def train_task(task_or_spec: str | TaskSpec, featureset_path: Path | str, cfg: T
 
     setup_mlflow(settings, name)
     commit = git_commit()
-    with mlflow.start_run(run_name=f"{name}-train") as run:
+    with mlflow.start_run(run_name=f"{name}-train") as run, \
+            StudyRun(settings.optuna_storage_url, study_name, echo=say) as study_run:
         run_id = run.info.run_id
         mlflow.set_tags({
             "tenure.task": spec.name, "tenure.model_name": name, "tenure.featureset_path": str(path),
@@ -384,10 +389,14 @@ def train_task(task_or_spec: str | TaskSpec, featureset_path: Path | str, cfg: T
         # search, then the two candidates: best trial and default parameters
         say(f"{name}: Optuna study {study_name} in {settings.optuna_storage_url}; watch it with "
             f"`optuna-dashboard {settings.optuna_storage_url}`")
-        tuned = tuning.tune(data, base, cfg, settings.optuna_storage_url, study_name, log_trials=True)
+        tuned = tuning.tune(data, base, cfg, settings.optuna_storage_url, study_name, log_trials=True, workers=workers)
         say(f"{name}: {tuned.n_complete} complete and {tuned.n_pruned} pruned trials"
             f" ({tuned.new_trials} new); best valid AUC {tuned.best_value:.4f}" if tuned.best_value is not None
             else f"{name}: no trial completed")
+        elsewhere = study_run.finalise_here()
+        if elsewhere is not None:  # another `tenure train` of this study run registered the model
+            mlflow.set_tags({"tenure.finalised_in": elsewhere["run_id"], "tenure.registered_version": elsewhere["version"]})
+            return TrainResult(**elsewhere)
         baseline_booster, baseline_valid_auc = train_and_score(base, data)
         if tuned.best_params is not None:
             tuned_booster, tuned_valid_auc = train_and_score({**base, **tuned.best_params}, data)
@@ -477,16 +486,19 @@ def train_task(task_or_spec: str | TaskSpec, featureset_path: Path | str, cfg: T
         client.set_registered_model_alias(name, CHALLENGER, version)
         for key, value in {"tenure.task": spec.name, "tenure.run_id": run_id,
                            "tenure.featureset_hash": fs.content_hash, "tenure.featureset_path": str(path),
-                           "tenure.chosen": chosen, "tenure.calibration": calibration.method}.items():
+                           "tenure.chosen": chosen, "tenure.calibration": calibration.method,
+                           "tenure.study": study_name}.items():
             client.set_model_version_tag(name, version, key, value)
         mlflow.set_tag("tenure.registered_version", version)
         mlflow.log_metric("train_seconds", time.monotonic() - started)
+        result = TrainResult(run_id=run_id, model_name=name, version=version, model_uri=f"models:/{name}/{version}",
+                             test_metrics=metrics["test"], baseline_test_metrics=metrics["baseline_test"],
+                             best_params=tuned.best_params or {}, chosen=chosen, calibration=calibration.method,
+                             best_trial=tuned.best_trial, study_name=study_name, split=split_desc)
+        study_run.result = asdict(result)  # what the other workers of this study run report
 
     say(f"{name}: registered version {version} as {name}@{CHALLENGER} (run {run_id})")
-    return TrainResult(run_id=run_id, model_name=name, version=version, model_uri=f"models:/{name}/{version}",
-                       test_metrics=metrics["test"], baseline_test_metrics=metrics["baseline_test"],
-                       best_params=tuned.best_params or {}, chosen=chosen, calibration=calibration.method,
-                       best_trial=tuned.best_trial, study_name=study_name, split=split_desc)
+    return result
 
 
 def _sample_index(n: int, k: int, seed: int) -> np.ndarray:

@@ -9,9 +9,11 @@ The objective is `training.train.train_and_score` with the trial's parameters pl
 callback (`optuna_integration.LightGBMPruningCallback`, reporting the validation AUC every
 `pruning.report_every` rounds); no training code lives here.
 
-Budget: `n_trials` counts finished (complete or pruned) trials of the study, including those of
-earlier runs, so a rerun of a finished study adds none and an interrupted one is completed;
-`timeout_seconds` bounds this run's search. Same seed, data, config and `n_trials` (no timeout)
+Budget: `n_trials` counts the study's finished (complete or pruned) and running trials, including
+those of earlier runs and of other workers (`training.study`: the study-wide budget, a seed per
+trial, one final model), so a rerun of a finished study adds none and an interrupted one is
+completed; `timeout_seconds` bounds this run's search. With `workers` > 1, that many processes
+run trials on this machine (this one and `workers - 1` children). Same seed, data, config and `n_trials` (no timeout)
 give the same trials and the same best parameters: TPE is seeded and LightGBM is deterministic
 with fixed threads. A resumed study is not guaranteed to match an uninterrupted one.
 """
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from configs.train import ParamRange, PruningConfig, TrainConfig
@@ -66,19 +67,19 @@ def make_pruner(cfg: PruningConfig, n_estimators: int) -> Any:
     return optuna.pruners.MedianPruner(n_startup_trials=cfg.startup_trials, n_warmup_steps=cfg.warmup_steps)
 
 
-def open_study(cfg: TrainConfig, storage_url: str, study_name: str) -> Any:
-    """Create or load the study (`load_if_exists`), seeded sampler and configured pruner attached."""
+def open_study(cfg: TrainConfig, storage_url: str, study_name: str, worker: str | None = None) -> Any:
+    """Create or load the study with the study-wide budget (`training.study`): a TPE sampler seeded
+    per trial (constant liar, for parallel workers) and the configured pruner."""
     import optuna
 
-    kwargs: dict[str, Any] = {}
-    if storage_url.startswith("sqlite:///"):
-        Path(storage_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
-    storage = optuna.storages.RDBStorage(storage_url, **kwargs)
-    sampler = optuna.samplers.TPESampler(seed=cfg.seed, n_startup_trials=cfg.tuning.sampler_startup_trials)
-    return optuna.create_study(study_name=study_name, storage=storage, sampler=sampler,
-                               pruner=make_pruner(cfg.tuning.pruning, cfg.lightgbm.n_estimators),
-                               direction="maximize", load_if_exists=True)
+    from training.study import open_study as open_shared
+
+    def sampler(seed: int) -> Any:
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=cfg.tuning.sampler_startup_trials,
+                                          constant_liar=True)
+
+    return open_shared(storage_url, study_name, n_trials=cfg.tuning.n_trials, seed=cfg.seed, make_sampler=sampler,
+                       pruner=make_pruner(cfg.tuning.pruning, cfg.lightgbm.n_estimators), worker=worker)
 
 
 def _finished(study: Any) -> tuple[int, int]:
@@ -89,18 +90,26 @@ def _finished(study: Any) -> tuple[int, int]:
 
 
 def tune(data: TrainData, base_params: dict[str, Any], cfg: TrainConfig, storage_url: str, study_name: str, *,
-         log_trials: bool = True) -> TuneResult:
-    """Run (or resume) the study within the budget; return the best trial's parameters."""
+         log_trials: bool = True, workers: int = 1, parent_run_id: str | None = None,
+         worker_index: int = 0) -> TuneResult:
+    """Run (or resume) the study within the budget; return the best trial's parameters.
+
+    `parent_run_id`: the MLflow run the trial runs nest under (default: the active run);
+    `worker_index` names a child worker (`training.study`)."""
     passive_openmp()  # optuna_integration imports lightgbm
     import optuna
     from optuna_integration import LightGBMPruningCallback
 
+    from training import study as shared
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = open_study(cfg, storage_url, study_name)
+    study = open_study(cfg, storage_url, study_name, worker=shared.worker_name(worker_index))
     pruning = cfg.tuning.pruning
     # an active run needs mlflow imported already; not importing it otherwise keeps this fast
     mlflow: Any = sys.modules.get("mlflow") if log_trials else None
-    log_trials = mlflow is not None and mlflow.active_run() is not None
+    if mlflow is not None and parent_run_id is None and mlflow.active_run() is not None:
+        parent_run_id = mlflow.active_run().info.run_id
+    log_trials = mlflow is not None and parent_run_id is not None
 
     def objective(trial: optuna.Trial) -> float:
         params = {**base_params, **suggest(trial, cfg.tuning.search_space)}
@@ -115,7 +124,7 @@ def tune(data: TrainData, base_params: dict[str, Any], cfg: TrainConfig, storage
                                                      report_interval=pruning.report_every))
         if not log_trials:
             return train_and_score(params, data, callbacks)[1]
-        with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True) as run:
+        with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True, parent_run_id=parent_run_id) as run:
             trial.set_user_attr("mlflow_run_id", run.info.run_id)
             mlflow.log_params({**trial.params, "trial_number": trial.number})
             try:
@@ -134,10 +143,14 @@ def tune(data: TrainData, base_params: dict[str, Any], cfg: TrainConfig, storage
         return score
 
     complete, pruned_n = _finished(study)
-    remaining = None if cfg.tuning.n_trials is None else max(0, cfg.tuning.n_trials - complete - pruned_n)
     before = complete + pruned_n
-    if remaining is None or remaining > 0:
-        study.optimize(objective, n_trials=remaining, timeout=cfg.tuning.timeout_seconds, gc_after_trial=False)
+    job = shared.WorkerJob(data=data, base_params=base_params, cfg=cfg, storage_url=storage_url, study_name=study_name,
+                           tracking_uri=mlflow.get_tracking_uri() if log_trials else None,
+                           experiment_id=mlflow.active_run().info.experiment_id if log_trials and mlflow.active_run()
+                           else None, parent_run_id=parent_run_id if log_trials else None)
+    with shared.TrialWorkers(job, workers - 1) as children:
+        shared.run_trials(study, objective, cfg.tuning.timeout_seconds)
+        children.wait()
     complete, pruned_n = _finished(study)
     try:
         best = study.best_trial
