@@ -10,7 +10,7 @@ PYTEST_WORKERS ?= 2
 unexport PYTHONDONTWRITEBYTECODE
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-unit bench lock lint clean
+.PHONY: help venv demo test test-unit test-team team-up team-down bench lock lint clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -34,6 +34,15 @@ test: venv ## Lint, then run the whole test suite
 
 test-unit: venv ## Run the fast unit tests only
 	$(PY) -m pytest tests/unit -n $(PYTEST_WORKERS) -q
+
+team-up: venv ## Start PostgreSQL, an MLflow server and a Dask cluster here; prints the variables to export
+	@scripts/team.sh up
+
+team-down: ## Stop the local team stack (by PID) and delete its data
+	@scripts/team.sh down
+
+test-team: venv ## Team mode end to end against the stack of `make team-up`
+	$(PY) -m pytest -m team tests/integration/test_team_mode.py -q
 
 bench: venv ## Run the benchmarks; results go to benchmarks/results/
 	$(PY) -m benchmarks.run $(BENCH)
