@@ -1,7 +1,7 @@
 """Shared fixtures: a private PostgreSQL server for the tests that need one; the team stack.
 
 `postgres_server` starts PostgreSQL alone with the team stack's script (`scripts/team.sh`,
-TEAM_SERVICES=postgres) in a temporary folder, once per test process, and stops it by PID at the
+TEAM_SERVICES=postgres, via `benchmarks.stack`) in a temporary folder, once per test process, and stops it by PID at the
 end; `postgres_db` gives each test a fresh database on it. Without PostgreSQL server binaries the
 tests that need them are skipped with that reason, unless TENURE_REQUIRE_POSTGRES=1 (set by
 `.ci/run`), which turns the missing server into a failure.
@@ -15,8 +15,6 @@ when TENURE_REQUIRE_TEAM=1 (`.ci/run`).
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,14 +22,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-TEAM_SCRIPT = ROOT / "scripts" / "team.sh"
 TEAM_VARIABLES = ("MLFLOW_TRACKING_URI", "TENURE_OPTUNA_STORAGE", "TENURE_PREDICTION_LOG", "TENURE_DASK_SCHEDULER")
-
-
-def _pg_binaries() -> bool:
-    import shutil
-
-    return bool(shutil.which("pg_ctl") or list(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl")))
 
 
 def require_or_skip(reason: str, variable: str = "TENURE_REQUIRE_POSTGRES") -> None:
@@ -44,21 +35,12 @@ def require_or_skip(reason: str, variable: str = "TENURE_REQUIRE_POSTGRES") -> N
 @pytest.fixture(scope="session")
 def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`postgresql://tenure@127.0.0.1:PORT` of a private server (no database part)."""
-    if not _pg_binaries():
+    from benchmarks.stack import postgres_binaries, private_postgres
+
+    if not postgres_binaries():
         require_or_skip("PostgreSQL server binaries (pg_ctl) not found; `make team-up` installs them")
-    state = tmp_path_factory.mktemp("pg")
-    env = {**os.environ, "TENURE_TEAM_DIR": str(state / "team"), "TEAM_SERVICES": "postgres",
-           "VENV_BIN": str(Path(sys.executable).parent)}
-    env.pop("TEAM_PG_PORT", None)
-    proc = subprocess.run(["bash", str(TEAM_SCRIPT), "up"], env=env, capture_output=True, text=True, timeout=180)
-    if proc.returncode != 0:
-        pytest.fail(f"starting PostgreSQL failed: {proc.stderr[-2000:]}")
-    url = next(line.split("=", 1)[1] for line in proc.stdout.splitlines()
-               if line.startswith("export TENURE_PREDICTION_LOG="))
-    try:
-        yield url.rsplit("/", 1)[0]
-    finally:
-        subprocess.run(["bash", str(TEAM_SCRIPT), "down"], env=env, capture_output=True, timeout=120)
+    with private_postgres(tmp_path_factory.mktemp("pg")) as server:
+        yield server
 
 
 @pytest.fixture
@@ -66,10 +48,10 @@ def postgres_db(postgres_server: str) -> Iterator[str]:
     """A fresh database on the private server, dropped after the test."""
     import psycopg
 
+    from benchmarks.stack import create_database
+
     name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(f"{postgres_server}/postgres", autocommit=True) as con:
-        con.execute(f'CREATE DATABASE "{name}"')
-    yield f"{postgres_server}/{name}"
+    yield create_database(postgres_server, name)
     with psycopg.connect(f"{postgres_server}/postgres", autocommit=True) as con:
         con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
