@@ -21,10 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -125,12 +122,6 @@ def _optuna(tmp: Path, server: str) -> dict[str, Any]:
 
 # ---- prediction log -------------------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _champion(tmp: Path) -> tuple[dict[str, str], list[dict]]:
     """A churn champion in a temporary workspace and the requests to send (latest snapshot's customers)."""
     from configs.promote import load_promote_config
@@ -187,43 +178,18 @@ async def _drive(url: str, records: list[dict], clients: int, seconds: float) ->
 
 
 def _serve_and_drive(env: dict[str, str], log_target: str, records: list[dict], workdir: Path) -> dict[str, Any]:
-    import httpx
-
+    from benchmarks.stack import tenure_service
     from monitoring.predictions import read_log
 
-    port = _free_port()
     cfg = workdir / "serve.yaml"
     cfg.write_text("tasks: [churn]\n")
     full_env = {**{k: v for k, v in os.environ.items() if not k.startswith(("TENURE_", "MLFLOW_"))}, **env,
                 "TENURE_PREDICTION_LOG": log_target, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    log = (workdir / f"serve-{port}.log").open("w")
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "tenure"), "serve", "--port", str(port), "--workers",
-                             "2", "--config", str(cfg)], env=full_env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the service exited: {(workdir / f'serve-{port}.log').read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("the service was not ready within 180 s")
-            time.sleep(1)
+    with tenure_service(["--workers", "2", "--config", str(cfg)], full_env,
+                        workdir / f"serve-{len(list(workdir.glob('serve-*.log')))}.log") as url:
         load_before = _load()
         out = asyncio.run(_drive(url, records, LOG_CLIENTS, LOG_SECONDS))
         out["load_before"], out["load_after"] = load_before, _load()
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
     answered = out.pop("answered_ids")
     logged = read_log(log_target, model_name="churn").frame["request_id"].astype(str)
     counts = logged.value_counts()

@@ -17,11 +17,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,19 +56,17 @@ class Machine:
                 if line.startswith("{")]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def team(team_stack: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    team_vars = team_stack
+    from benchmarks.stack import create_database
+
+    # a study database and an experiment prefix of its own: a rerun against the same stack starts afresh
+    server = team_stack["TENURE_OPTUNA_STORAGE"].rsplit("/", 1)[0]
+    run = uuid.uuid4().hex[:8]
+    team_vars = {**team_stack, "TENURE_OPTUNA_STORAGE": create_database(server, f"optuna_e2e_{run}")}
     root = tmp_path_factory.mktemp("team")
-    # a prefix of its own: a rerun against the same stack starts a new experiment and study
     settings = root / "settings.yaml"
-    settings.write_text(f"experiment_prefix: e2e-{uuid.uuid4().hex[:8]}\n")
+    settings.write_text(f"experiment_prefix: e2e-{run}\n")
     machines = {name: Machine(root / name, team_vars, settings) for name in ("trainer", "server", "monitor")}
     yield {"vars": team_vars, "root": root, "settings": settings, **machines}
 
@@ -112,8 +107,10 @@ def test_one_study_two_workers_one_registered_model(team: dict, trained: dict) -
     assert len(set(params)) == len(params), "two workers ran the same parameters"
     workers = {t.user_attrs.get("tenure.worker") for t in finished}
     assert len(workers) == WORKERS, workers  # both workers ran trials
-    versions = [v for v in client.search_model_versions(f"name = '{TASK}'") if v.tags.get("tenure.study") == study_name]
-    assert [v.version for v in versions] == [result["version"]]  # one model for the study run, not one per worker
+    versions = [v.version for v in client.search_model_versions(f"name = '{TASK}'")
+                if client.get_run(v.run_id).info.experiment_id == run.info.experiment_id]
+    assert versions == [result["version"]]  # one model for the study run, not one per worker
+    assert client.get_model_version(TASK, result["version"]).tags["tenure.study"] == study_name
     experiment = client.get_experiment(run.info.experiment_id)
     assert experiment.artifact_location.startswith("mlflow-artifacts:/"), experiment.artifact_location
 
@@ -122,48 +119,26 @@ def test_one_study_two_workers_one_registered_model(team: dict, trained: dict) -
 def served(team: dict, trained: dict) -> Iterator[dict]:
     """The service on the server machine (no data, no features, no artefacts of its own), fed the
     latest snapshot's customers; every answer is kept."""
+    from benchmarks.stack import tenure_service
     from features.build import scoring_frame
     from serving.schemas import request_records
 
     server: Machine = team["server"]
-    port = _free_port()
     cfg = server.home / "serve.yaml"
     cfg.write_text(f"tasks: [{TASK}]\n")
-    log = (server.home / "serve.log").open("w")
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "tenure"), "serve", "--port", str(port), "--workers",
-                             "2", "--config", str(cfg), "--settings", str(team["settings"])],
-                            env=server.env, cwd=server.home, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 180
-        with httpx.Client(base_url=url, timeout=60) as client:
-            while True:
-                assert proc.poll() is None, (server.home / "serve.log").read_text()[-4000:]
-                try:
-                    if client.get("/readyz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, "the service was not ready within 180 s"
-                time.sleep(1)
-            records = request_records(scoring_frame(trained["data"], eligible_for=TASK))
-            answers = []
-            for i in range(0, len(records), 200):
-                r = client.post("/score_batch", json={"customers": records[i:i + 200], "explain": False})
-                assert r.status_code == 200, r.text[:500]
-                answers.append(r.json())
-            one = client.post(f"/predict_{TASK}", json=records[0])
-            assert one.status_code == 200, one.text[:500]
-            info = client.get("/model_info").json()
+    with tenure_service(["--workers", "2", "--config", str(cfg), "--settings", str(team["settings"])], server.env,
+                        server.home / "serve.log", cwd=server.home) as url, \
+            httpx.Client(base_url=url, timeout=60) as client:
+        records = request_records(scoring_frame(trained["data"], eligible_for=TASK))
+        answers = []
+        for i in range(0, len(records), 200):
+            r = client.post("/score_batch", json={"customers": records[i:i + 200], "explain": False})
+            assert r.status_code == 200, r.text[:500]
+            answers.append(r.json())
+        one = client.post(f"/predict_{TASK}", json=records[0])
+        assert one.status_code == 200, one.text[:500]
+        info = client.get("/model_info").json()
         yield {"answers": answers, "one": one.json(), "records": records, "info": info}
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
 
 
 def test_the_service_loads_the_champion_over_http_and_logs_to_postgresql(team: dict, trained: dict,
