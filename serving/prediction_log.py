@@ -76,6 +76,22 @@ def features_json(values: dict[str, Any]) -> str:
     return json.dumps(values, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
+def enable_wal(con: sqlite3.Connection, timeout_ms: int) -> str:
+    """`PRAGMA journal_mode=WAL`, retried for up to `timeout_ms` while another process holds a lock:
+    SQLite answers this switch "database is locked" at once, without its busy timeout, so two
+    replicas opening one new log together would otherwise fail at start. Returns the mode."""
+    import time
+
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        try:
+            return str(con.execute("PRAGMA journal_mode=WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
+
+
 class PredictionLog:
     """Appends rows to the log; one connection per thread, one transaction per `write`."""
 
@@ -94,7 +110,7 @@ class PredictionLog:
             raise PredictionLogError(f"cannot create the folder of the prediction log {self.path}: {exc}") from exc
         con = self._connection()
         try:
-            mode = con.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            mode = enable_wal(con, self.busy_timeout_ms)
             con.execute(SCHEMA_SQL)
             self._check_schema(con)
             con.execute(INDEX_SQL)
