@@ -13,9 +13,11 @@ Budget: `n_trials` counts the study's finished (complete or pruned) and running 
 those of earlier runs and of other workers (`training.study`: the study-wide budget, a seed per
 trial, one final model), so a rerun of a finished study adds none and an interrupted one is
 completed; `timeout_seconds` bounds this run's search. With `workers` > 1, that many processes
-run trials on this machine (this one and `workers - 1` children). Same seed, data, config and `n_trials` (no timeout)
-give the same trials and the same best parameters: TPE is seeded and LightGBM is deterministic
-with fixed threads. A resumed study is not guaranteed to match an uninterrupted one.
+run trials on this machine (this one and `workers - 1` children). With one worker, the same seed,
+data, config and `n_trials` (no timeout) give the same trials and the same best parameters: TPE
+is seeded per trial and LightGBM is deterministic with fixed threads. A resumed study is not
+guaranteed to match an uninterrupted one, nor several workers one worker (which trial sees which
+finished ones depends on timing).
 """
 
 from __future__ import annotations
