@@ -96,7 +96,8 @@ def test_one_study_two_workers_one_registered_model(team: dict, trained: dict) -
     import optuna
 
     result = trained["result"]
-    client = mlflow.MlflowClient(tracking_uri=team["vars"]["MLFLOW_TRACKING_URI"])
+    uri = team["vars"]["MLFLOW_TRACKING_URI"]  # the registry too: an earlier test may have set another globally
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     run = client.get_run(result["run_id"])
     study_name = run.data.tags["tenure.study"]
     study = optuna.load_study(study_name=study_name, storage=team["vars"]["TENURE_OPTUNA_STORAGE"])
