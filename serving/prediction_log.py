@@ -108,8 +108,12 @@ def enable_wal(con: sqlite3.Connection, timeout_ms: int) -> str:
 class PredictionLog:
     """Appends rows to the log; one connection per thread, one transaction per `write`."""
 
-    def __init__(self, path: Path | str, *, busy_timeout_ms: int = 5000, synchronous: str = "NORMAL"):
+    def __init__(self, path: Path | str, *, busy_timeout_ms: int = 5000, synchronous: str = "NORMAL",
+                 background_checkpoints: bool = False):
         self.path = Path(path)
+        # True: writes never checkpoint the WAL themselves (the fsync of a checkpoint stays off the
+        # request path); the owner calls `checkpoint()` regularly instead (the service's reload thread)
+        self.background_checkpoints = background_checkpoints
         self.busy_timeout_ms = int(busy_timeout_ms)
         if synchronous not in ("NORMAL", "FULL"):
             raise ValueError(f"synchronous must be NORMAL or FULL, got {synchronous!r}")
@@ -204,6 +208,8 @@ class PredictionLog:
                                   check_same_thread=False)  # used by its own thread only; closed by any
             con.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
             con.execute(f"PRAGMA synchronous={self.synchronous}")
+            if self.background_checkpoints:
+                con.execute("PRAGMA wal_autocheckpoint=0")
         except sqlite3.Error as exc:
             raise PredictionLogError(f"cannot open the prediction log {self.path}: {exc}") from exc
         return con
@@ -281,6 +287,11 @@ class PredictionLog:
         """Append `rows` in one transaction if no other writer holds the log's lock right now
         (never waits, so it may run on an event loop); False: nothing written, call `write`."""
         return True if not rows else self._append(rows, nowait=True)
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database file as far as readers allow (PASSIVE: never waits for a lock)."""
+        with contextlib.suppress(sqlite3.Error):
+            self._connection().execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def close(self) -> None:
         with self._lock:
@@ -402,11 +413,13 @@ class PredictionLogWriter(Protocol):
 
     def try_write(self, rows: Sequence[LogRow]) -> bool: ...
 
+    def checkpoint(self) -> None: ...
+
     def close(self) -> None: ...
 
 
-def open_prediction_log(target: str | Path, *, busy_timeout_ms: int = 5000,
-                        synchronous: str = "NORMAL") -> PredictionLogWriter:
+def open_prediction_log(target: str | Path, *, busy_timeout_ms: int = 5000, synchronous: str = "NORMAL",
+                        background_checkpoints: bool = False) -> PredictionLogWriter:
     """The log the service writes, chosen by `target` (`settings.prediction_log_target`): a
     `postgresql://` URL opens `serving.prediction_log_pg.PostgresPredictionLog` (the busy timeout
     bounds each write there too), anything else is the SQLite file `PredictionLog`."""
@@ -416,4 +429,5 @@ def open_prediction_log(target: str | Path, *, busy_timeout_ms: int = 5000,
         from serving.prediction_log_pg import PostgresPredictionLog
 
         return PostgresPredictionLog(str(target), timeout_ms=busy_timeout_ms)
-    return PredictionLog(target, busy_timeout_ms=busy_timeout_ms, synchronous=synchronous)
+    return PredictionLog(target, busy_timeout_ms=busy_timeout_ms, synchronous=synchronous,
+                         background_checkpoints=background_checkpoints)

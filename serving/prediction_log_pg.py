@@ -147,6 +147,9 @@ class PostgresPredictionLog:
             raise PredictionLogError(f"writing {len(rows)} rows to the prediction log {self.where} failed: "
                                      f"{_reason(exc)}") from exc
 
+    def checkpoint(self) -> None:
+        """Nothing to do: PostgreSQL checkpoints itself."""
+
     def try_write(self, rows: Sequence[LogRow]) -> bool:
         """Always False: a PostgreSQL write goes over the network, so the service makes it off the event loop."""
         return not rows

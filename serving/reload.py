@@ -265,10 +265,15 @@ class Reloader:
     def _run(self) -> None:
         with contextlib.suppress(Exception):
             import mlflow  # noqa: F401 - import it now, not on the first check (seconds on a busy machine)
+        import gc
+
+        gc.collect()
+        gc.freeze()  # what start-up loaded (models, libraries) is never scanned again by a full collection
         poll = self.config.reload.poll_seconds
         next_poll = time.monotonic() + poll if poll > 0 else math.inf
         while not self._stop.wait(self.config.reload.follow_seconds):
             try:
+                self.scorer.log.checkpoint()  # the log's WAL checkpoint (and its fsync) off the request path
                 self.follow()
                 if time.monotonic() >= next_poll:
                     self.check()

@@ -43,9 +43,10 @@ def api_key_from_env(config: ServeConfig, environ: Mapping[str, str] | None = No
     return env.get(config.api_key_env) or None
 
 
-def open_log(config: ServeConfig, settings: Settings) -> PredictionLogWriter:
+def open_log(config: ServeConfig, settings: Settings, background_checkpoints: bool = False) -> PredictionLogWriter:
     return open_prediction_log(settings.prediction_log_target, busy_timeout_ms=config.prediction_log.busy_timeout_ms,
-                               synchronous=config.prediction_log.synchronous)
+                               synchronous=config.prediction_log.synchronous,
+                               background_checkpoints=background_checkpoints)
 
 
 def preflight(config: ServeConfig, settings: Settings, state_dir: Path) -> Refs:
@@ -85,7 +86,7 @@ def _pinned(config: ServeConfig, env: Mapping[str, str]) -> Refs | None:
 
 
 def start_worker(config: ServeConfig, settings: Settings, environ: Mapping[str, str] | None = None,
-                 worker: int = 1) -> tuple[Scorer, Reloader]:
+                 worker: int = 1, background_checkpoints: bool = True) -> tuple[Scorer, Reloader]:
     """A worker's scorer and its hot reloader (not started): the latest versions checked by a hot
     reload, else the pinned local copies, else (started without `preflight`) the registry's."""
     env = os.environ if environ is None else environ
@@ -101,7 +102,8 @@ def start_worker(config: ServeConfig, settings: Settings, environ: Mapping[str, 
     if refs is None:
         refs = download_served(settings.tracking_uri, resolve_served(config, settings.tracking_uri), state_dir)
     models, shadows = load_served(config, refs, ACCEPTED)
-    log = open_log(config, settings)
+    # the reloader's thread checkpoints the log's WAL (so a request never waits for that fsync)
+    log = open_log(config, settings, background_checkpoints=background_checkpoints)
     scorer = Scorer(models, log, top_reasons=config.top_reasons, max_batch_size=config.max_batch_size,
                     max_explained_batch_size=config.max_explained_batch_size,
                     api_key_required=api_key_from_env(config, env) is not None,
@@ -117,7 +119,7 @@ def start_worker(config: ServeConfig, settings: Settings, environ: Mapping[str, 
 
 def start_scorer(config: ServeConfig, settings: Settings, environ: Mapping[str, str] | None = None) -> Scorer:
     """A worker's scorer without hot reload (notebooks, tests)."""
-    return start_worker(config, settings, environ)[0]
+    return start_worker(config, settings, environ, background_checkpoints=False)[0]
 
 
 def bind_address(config: ServeConfig, argv: list[str], environ: Mapping[str, str]) -> tuple[str, int]:

@@ -183,3 +183,18 @@ def test_promotion_can_require_a_shadow_period(tmp_path):
     assert not shadow_period_gate(settings, "churn", "2", cfg.model_copy(update={"min_shadow_days": 7})).passed
     assert not shadow_period_gate(settings, "churn", "2", cfg.model_copy(update={"min_shadow_rows": 41})).passed
     assert not shadow_period_gate(settings, "churn", "3", cfg).passed  # never shadowed
+
+
+def test_background_checkpoints_leave_the_wal_to_the_owner(tmp_path):
+    path = tmp_path / "log.db"
+    log = PredictionLog(path, background_checkpoints=True)
+    for i in range(600):
+        log.write(_rows(f"r{i}", 10))
+    # no write checkpointed (and fsynced) on the request path: the WAL outgrew SQLite's 1000-page
+    # automatic checkpoint and the database file still holds only the empty table
+    assert (tmp_path / "log.db-wal").stat().st_size > 1000 * 4096
+    before = path.stat().st_size
+    log.checkpoint()
+    assert path.stat().st_size > before + 500 * 1024  # the owner's checkpoint copied the rows in
+    log.close()
+    assert len(read_predictions(path)) == 6000
