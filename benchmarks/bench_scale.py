@@ -11,7 +11,9 @@ Sections:
 - `optuna`: 2 Optuna workers against 1 on one PostgreSQL study with the same trial budget
   (`benchmarks.scale_team`);
 - `log`: the prediction log on PostgreSQL against SQLite, 32 concurrent clients for 60 s through
-  the service, 0 lost and 0 duplicated rows (`benchmarks.scale_team`).
+  the service, 0 lost and 0 duplicated rows (`benchmarks.scale_team`);
+- `features`: feature sets for 1M customers x 36 months on Dask (2 workers, memory limit) against
+  the pandas path at 100k, wall time and peak memory of all processes (`benchmarks.scale_data`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.results import RESULTS_DIR, machine
+from benchmarks.scale_data import features_section
 from benchmarks.scale_team import log_section, optuna_section
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +35,7 @@ WORKDIR = ROOT / "workspace" / "bench-scale"
 SECTIONS: dict[str, Callable[[Path], tuple[dict[str, Any], str]]] = {
     "optuna": optuna_section,
     "log": log_section,
+    "features": features_section,
 }
 
 

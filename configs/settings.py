@@ -13,7 +13,7 @@ import os
 import re
 from pathlib import Path
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from configs import StrictModel, load_config
 
@@ -49,6 +49,7 @@ class Settings(StrictModel):
     optuna_storage: str | None = None
     prediction_log: str | None = None
     dask_scheduler: str | None = None
+    train_max_customers: int | None = Field(default=None, ge=100)
     experiment_prefix: str = "tenure"
 
     @field_validator("prediction_log", mode="before")
@@ -144,6 +145,7 @@ _ENV = {
     "TENURE_OPTUNA_STORAGE": "optuna_storage",
     "TENURE_PREDICTION_LOG": "prediction_log",
     "TENURE_DASK_SCHEDULER": "dask_scheduler",
+    "TENURE_TRAIN_MAX_CUSTOMERS": "train_max_customers",
 }
 
 

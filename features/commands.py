@@ -27,6 +27,10 @@ def generate(
     scenario: Annotated[str | None, typer.Option(help="baseline | downturn | competitor")] = None,
     name: Annotated[str | None, typer.Option(help="Dataset name (folder under <home>/data).")] = None,
     out: Annotated[Path | None, typer.Option(help="Dataset folder (default <home>/data/<name>).")] = None,
+    chunk_customers: Annotated[int | None, typer.Option(
+        help="Simulate and write this many customers at a time (memory of one chunk); each table becomes "
+             "a folder of part files. Deterministic for a seed and chunk size, but not the data of an "
+             "unchunked run.")] = None,
     config: ConfigOpt = None,
     settings: SettingsOpt = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
@@ -38,7 +42,8 @@ def generate(
     from features.generate import generate_dataset
 
     cfg = load_config(DataConfig, "data", config, dict(customers=customers, months=months, seed=seed,
-                                                       scenario=scenario, name=name))
+                                                       scenario=scenario, name=name,
+                                                       chunk_customers=chunk_customers))
     out_dir = out or load_settings(settings).dataset_dir(cfg.name)
     manifest = generate_dataset(cfg, out_dir, progress=progress)
     rows = ", ".join(f"{t} {m['rows']:,}" for t, m in manifest["tables"].items())
@@ -63,12 +68,18 @@ def build(
     task: Annotated[str, typer.Option(help="default_risk | churn | upsell | all")] = "all",
     dataset: Annotated[Path | None, typer.Option(help="Dataset folder (default <home>/data/demo).")] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default <home>/features/<dataset name>).")] = None,
+    engine: Annotated[str, typer.Option(help="pandas (one process, one file per task) | dask (customer "
+                                             "partitions on a Dask cluster, a folder of part files per task)")] = "pandas",
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address (default TENURE_DASK_SCHEDULER; "
+                                                       "without either, a local cluster of 2 workers).")] = None,
+    partition_customers: Annotated[int, typer.Option(min=1, help="Customers per Dask partition (a worker holds "
+                                                     "one partition's rows at a time).")] = 25_000,
     config: ConfigOpt = None,
     settings: SettingsOpt = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Build point-in-time feature sets (one row per customer and month-end snapshot)."""
-    from configs import load_config
+    from configs import ConfigError, load_config
     from configs.features import FeaturesConfig
     from configs.settings import load_settings
     from features.build import build_featuresets, parse_tasks
@@ -77,7 +88,18 @@ def build(
     cfg = load_config(FeaturesConfig, "features", config)
     dataset_dir = dataset or st.dataset_dir("demo")
     out_dir = out or st.features_dir / dataset_dir.name
-    paths = build_featuresets(dataset_dir, parse_tasks(task), out_dir, cfg, progress=progress)
+    tasks = parse_tasks(task)
+    if engine == "dask":
+        from features.distributed import build_featuresets_dask, dask_client, scheduler_address
+
+        with dask_client(scheduler_address(scheduler, st)) as client:
+            paths = build_featuresets_dask(dataset_dir, tasks, out_dir, cfg, client, partition_customers)
+    elif engine == "pandas":
+        if scheduler is not None:
+            raise ConfigError("--scheduler needs --engine dask")
+        paths = build_featuresets(dataset_dir, tasks, out_dir, cfg, progress=progress)
+    else:
+        raise ConfigError(f"--engine {engine!r}: choose pandas or dask")
     for t, p in paths.items():
         typer.echo(f"{t}: {p}")
 

@@ -13,6 +13,12 @@ The Parquet key-value metadata `tenure` holds JSON: task, label definition, feat
 group columns, snapshot range, row counts, content hash of the frame, and the lineage (dataset
 manifest hash or source file hash). Training, serving and monitoring read feature sets only
 through `read_featureset`.
+
+A partitioned feature set (`tenure features build --engine dask`) is a folder `<task>.parquet/` of
+`part-NNNNN.parquet` files (one per customer partition, in customer order, each holding all rows of
+its customers) and `_common_metadata` (the schema with the same `tenure` metadata). Its
+`content_hash` is the hash of the parts read in order, i.e. the hash the single file would have.
+`read_featureset(path, max_customers=N)` reads a customer-level sample (see `features.sample`).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from configs import TenureError
@@ -32,6 +39,7 @@ from features.schema import PERSONAL_DATA_COLUMNS
 
 META_KEY = b"tenure"
 FORMAT_VERSION = 1
+COMMON_METADATA = "_common_metadata"
 
 
 class FeatureSetError(TenureError, ValueError):
@@ -98,14 +106,18 @@ def _check(fs: FeatureSet) -> None:
         raise FeatureSetError(f"label {fs.label_name} must be 0/1, found {sorted(labels)[:5]}")
 
 
-def write_featureset(fs: FeatureSet, path: Path) -> Path:
-    """Validate and write atomically (temp file + rename); returns the path written."""
+def checked_frame(fs: FeatureSet) -> pd.DataFrame:
+    """Validate; the frame in the file's column order (id, time, features, groups, label)."""
     _check(fs)
     ordered = [fs.id_column, fs.time_column, *fs.feature_names,
                *[g for g in fs.group_columns if g not in fs.feature_names], fs.label_name]
-    frame = fs.frame[ordered].reset_index(drop=True)
-    times = frame[fs.time_column]
-    meta = {
+    return fs.frame[ordered].reset_index(drop=True)
+
+
+def featureset_meta(fs: FeatureSet, *, rows: int, positives: int, snapshots: list[pd.Timestamp],
+                    content_hash: str) -> dict[str, Any]:
+    """The `tenure` metadata of a feature set (`snapshots`: its distinct snapshot dates)."""
+    return {
         "format_version": FORMAT_VERSION,
         "task": fs.task,
         "id_column": fs.id_column,
@@ -114,14 +126,32 @@ def write_featureset(fs: FeatureSet, path: Path) -> Path:
         "label": fs.label,
         "group_columns": fs.group_columns,
         "lineage": fs.lineage,
-        "rows": len(frame),
-        "positives": int(frame[fs.label_name].sum()),
-        "snapshot_range": [str(times.min().date()), str(times.max().date())] if len(frame) else [None, None],
-        "snapshots": int(times.nunique()),
-        "content_hash": frame_sha256(frame),
+        "rows": rows,
+        "positives": positives,
+        "snapshot_range": ([str(pd.Timestamp(min(snapshots)).date()), str(pd.Timestamp(max(snapshots)).date())]
+                           if rows else [None, None]),
+        "snapshots": len(snapshots),
+        "content_hash": content_hash,
     }
+
+
+def arrow_table(frame: pd.DataFrame, meta: dict[str, Any] | None = None) -> pa.Table:
+    """The frame as Arrow (text columns that are all missing stay text, so parts share a schema)."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: json.dumps(meta).encode()})
+    for i, f in enumerate(table.schema):
+        if pa.types.is_null(f.type):
+            table = table.set_column(i, pa.field(f.name, pa.string()), table.column(i).cast(pa.string()))
+    if meta is not None:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: json.dumps(meta).encode()})
+    return table
+
+
+def write_featureset(fs: FeatureSet, path: Path) -> Path:
+    """Validate and write atomically (temp file + rename); returns the path written."""
+    frame = checked_frame(fs)
+    meta = featureset_meta(fs, rows=len(frame), positives=int(frame[fs.label_name].sum()),
+                           snapshots=list(frame[fs.time_column].unique()), content_hash=frame_sha256(frame))
+    table = arrow_table(frame, meta)
     with atomic_path(Path(path)) as tmp:
         pq.write_table(table, tmp, compression="zstd")
     fs.frame, fs.meta = frame, meta
@@ -132,6 +162,11 @@ def read_metadata(path: Path) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise FeatureSetError(f"feature set {path} does not exist; build it with `tenure features build`")
+    if path.is_dir():
+        if not (path / COMMON_METADATA).exists():
+            raise FeatureSetError(f"{path} is a folder without {COMMON_METADATA}: not a finished partitioned "
+                                  "feature set; build it again with `tenure features build --engine dask`")
+        path = path / COMMON_METADATA
     try:
         raw = pq.read_schema(path).metadata or {}
     except (pa.ArrowInvalid, OSError) as exc:
@@ -141,9 +176,29 @@ def read_metadata(path: Path) -> dict[str, Any]:
     return json.loads(raw[META_KEY])
 
 
-def read_featureset(path: Path) -> FeatureSet:
+def part_files(path: Path) -> list[Path]:
+    """The Parquet files of a feature set in order: the file itself, or a folder's parts."""
+    path = Path(path)
+    return sorted(path.glob("part-*.parquet")) if path.is_dir() else [path]
+
+
+def read_featureset(path: Path, max_customers: int | None = None) -> FeatureSet:
+    """The feature set at `path` (file or partitioned folder); with `max_customers`, a
+    customer-level sample stratified by label (`features.sample`) when it has more customers."""
     meta = read_metadata(path)
-    frame = pd.read_parquet(path)
+    sample = None
+    if max_customers is not None:
+        from features.sample import sample_customers
+
+        sample = sample_customers(part_files(path), meta, max_customers)
+    if sample is None and not Path(path).is_dir():
+        frame = pd.read_parquet(path)
+    else:
+        where = None if sample is None else pads.field(meta["id_column"]).isin(sample["kept_ids"])
+        data = pads.dataset([str(p) for p in part_files(path)], format="parquet")
+        frame = data.to_table(filter=where).to_pandas()
+    if sample is not None:
+        meta = {**meta, "lineage": {**meta["lineage"], "sample": sample["summary"]}}
     for f in meta["features"]:
         if f["kind"] == "categorical":
             frame[f["name"]] = pd.Categorical(frame[f["name"]].astype("object"), categories=f["categories"])

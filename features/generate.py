@@ -18,6 +18,16 @@ over customers). Each carries hidden state that the tables show only through noi
 - *growth* and *utilisation* -> rising usage and upsell: extra (`additional`) or `upgrade`
   leases, after which utilisation per asset drops.
 
+Chunked generation (`chunk_customers`, `tenure data generate --chunk-customers N`) keeps memory to
+one chunk: the customers are simulated N at a time, each chunk a book of its own (its random
+streams spawned from the seed and the chunk's number), all chunks under one economy (the monthly
+industry shocks drawn once from the seed). Each table becomes a folder `<table>.parquet/` of
+`part-NNNNN.parquet` files, one per chunk, holding the chunk's customers with all their rows; ids
+run on across chunks. It is its own deterministic stream: the same seed and chunk size give
+byte-identical files, but not the data of an unchunked run or of another chunk size, because the
+book at the start is drawn across all customers of a simulation and ids are numbered in sign-up
+order within it.
+
 Scenarios shift chosen observable behaviour in the last `scenario_months` months; `SCENARIOS`
 lists, per scenario, the features (names of `features.definitions`) whose distribution moves and
 the effect on outcomes, and the manifest records both. The hidden state draws from a random stream
@@ -29,7 +39,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -45,6 +54,7 @@ import pyarrow.parquet as pq
 from configs import TenureError
 from configs.data import DataConfig
 from features import schema
+from features.io import replace_path
 from features.manifest import MANIFEST_FILE, build_manifest, table_entries, write_manifest
 
 GENERATOR = "tenure-synthetic"
@@ -285,9 +295,11 @@ class _LeaseBook:
 class _Simulation:
     """Month-by-month simulation of customers, leases and every event table."""
 
-    def __init__(self, cfg: DataConfig) -> None:
+    def __init__(self, cfg: DataConfig, seed: np.random.SeedSequence | None = None,
+                 shocks: np.ndarray | None = None) -> None:
         self.cfg = cfg
-        self.rng = np.random.default_rng(cfg.seed)
+        self.rng = np.random.default_rng(cfg.seed if seed is None else seed)
+        self.shocks = shocks  # (months, industries) industry shocks shared by every chunk, or None
         # r_state drives the hidden state (economy, distress, satisfaction, growth, usage, default
         # onset) with draws of a fixed size every month, so a scenario's extra events cannot
         # change the economy's path: a scenario dataset differs from the baseline by the scenario
@@ -503,7 +515,10 @@ class _Simulation:
 
         # hidden state
         rs = self.r_state
-        self.ind_shock = INDUSTRY_SHOCK_SD * rs.standard_normal(len(self.ind_shock))
+        if self.shocks is None:
+            self.ind_shock = INDUSTRY_SHOCK_SD * rs.standard_normal(len(self.ind_shock))
+        else:
+            self.ind_shock = self.shocks[m]
         # a customer's own distress lasts (half-life about 4 months); the industry's month and the
         # season add to it without accumulating, so the population has no cycle
         self.D = 0.85 * self.D + 0.15 * self.base_risk + 0.3 * rs.standard_normal(N)
@@ -1077,19 +1092,49 @@ def generate_tables(cfg: DataConfig, progress: bool = False) -> dict[str, pd.Dat
     return dict(_iter_tables(cfg, progress))
 
 
-def _iter_tables(cfg: DataConfig, progress: bool) -> Iterator[tuple[str, pd.DataFrame]]:
+def _iter_tables(cfg: DataConfig, progress: bool, sim: _Simulation | None = None,
+                 label: str = "") -> Iterator[tuple[str, pd.DataFrame]]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    sim = _Simulation(cfg)
+    sim = sim or _Simulation(cfg)
     columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
     with Progress(*columns, disable=not progress, transient=True) as bar:
-        job = bar.add_task(f"simulating {cfg.customers:,} customers", total=cfg.months)
+        job = bar.add_task(f"simulating {sim.N:,} customers{label}", total=cfg.months)
         for m in range(cfg.months):
             sim.run_month(m)
             bar.advance(job)
     sim.finish()
     yield from sim.tables()
+
+
+_ECONOMY_STREAM = 1 << 30  # spawn key of the economy's stream in chunked generation (chunks count from 0)
+
+
+def _iter_chunks(cfg: DataConfig, progress: bool) -> Iterator[tuple[int, str, pd.DataFrame]]:
+    """(chunk, table, frame) for every chunk of `cfg.chunk_customers` customers, ids run on."""
+    size = int(cfg.chunk_customers or cfg.customers)
+    economy = np.random.default_rng(np.random.SeedSequence(cfg.seed, spawn_key=(_ECONOMY_STREAM,)))
+    shocks = INDUSTRY_SHOCK_SD * economy.standard_normal((cfg.months, len(schema.INDUSTRIES)))
+    offsets = dict.fromkeys(schema.TABLES, 0)
+    n_chunks = -(-cfg.customers // size)
+    for j in range(n_chunks):
+        part = cfg.model_copy(update={"customers": min(size, cfg.customers - j * size)})
+        sim = _Simulation(part, seed=np.random.SeedSequence(cfg.seed, spawn_key=(j,)), shocks=shocks)
+        base = dict(offsets)  # ids of the earlier chunks
+        for name, frame in _iter_tables(part, progress, sim, label=f" (chunk {j + 1} of {n_chunks})"):
+            offsets[name] = base[name] + len(frame)
+            yield j, name, _offset_ids(name, frame, base)
+
+
+def _offset_ids(name: str, frame: pd.DataFrame, offsets: dict[str, int]) -> pd.DataFrame:
+    """A chunk's table with its keys and references moved past the earlier chunks' ids."""
+    spec = schema.TABLES[name]
+    for col in spec.columns:
+        target = name if col.name == spec.key else (col.references or ".").partition(".")[0]
+        if target and offsets[target]:
+            frame[col.name] = frame[col.name] + offsets[target]
+    return frame
 
 
 def write_table(frame: pd.DataFrame, path: Path) -> None:
@@ -1101,6 +1146,8 @@ def write_table(frame: pd.DataFrame, path: Path) -> None:
 
 def generate_dataset(cfg: DataConfig, out_dir: Path, progress: bool = True) -> dict[str, Any]:
     """Generate every source table and the manifest into `out_dir`; returns the manifest.
+
+    With `cfg.chunk_customers`, chunk by chunk into table folders of part files (module docstring).
 
     The files are written into a temporary folder beside `out_dir`, which replaces `out_dir`
     only when everything is written. An existing `out_dir` is replaced only if it is empty or
@@ -1114,14 +1161,21 @@ def generate_dataset(cfg: DataConfig, out_dir: Path, progress: bool = True) -> d
     except OSError as exc:
         raise GenerateError(f"cannot create a folder beside {out_dir}: {exc}") from exc
     try:
-        for name, frame in _iter_tables(cfg, progress):
-            assert list(frame.columns) == list(schema.TABLES[name].column_names), name
-            write_table(frame, tmp / f"{name}.parquet")
-            del frame
+        if cfg.chunk_customers is None:
+            for name, frame in _iter_tables(cfg, progress):
+                assert list(frame.columns) == list(schema.TABLES[name].column_names), name
+                write_table(frame, tmp / f"{name}.parquet")
+                del frame
+        else:
+            for j, name, frame in _iter_chunks(cfg, progress):
+                (tmp / f"{name}.parquet").mkdir(exist_ok=True)
+                write_table(frame, tmp / f"{name}.parquet" / f"part-{j:05d}.parquet")
+                del frame
         manifest = build_manifest(
             dataset=cfg.name, generator=GENERATOR, generator_version=GENERATOR_VERSION, seed=cfg.seed,
             customers=cfg.customers, months=cfg.months, start_date=cfg.start_date, end_date=end_date(cfg),
-            scenario=scenario_info(cfg), tables=table_entries(tmp, schema.TABLES))
+            scenario=scenario_info(cfg), tables=table_entries(tmp, schema.TABLES),
+            chunk_customers=cfg.chunk_customers)
         write_manifest(tmp, manifest)
         _replace_dir(tmp, out_dir)
     except BaseException:
@@ -1150,16 +1204,4 @@ def _check_replaceable(out_dir: Path) -> None:
 
 def _replace_dir(tmp: Path, out_dir: Path) -> None:
     """Move the finished `tmp` folder to `out_dir`, replacing an older dataset there."""
-    old = None
-    if out_dir.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=out_dir.parent))
-        os.replace(out_dir, old / out_dir.name)
-    try:
-        os.replace(tmp, out_dir)
-    except OSError:
-        if old is not None:  # put the previous dataset back
-            os.replace(old / out_dir.name, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    replace_path(tmp, out_dir)

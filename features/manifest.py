@@ -8,7 +8,9 @@ dataset). The generator's manifest holds:
 - `start_date` (first day covered) and `end_date` (last day covered, inclusive),
 - `scenario`: `name`, `start_date` of the shift (null for the baseline), `shifted_features`,
   `outcome_effects`, `description`,
-- `tables`: per table its `file`, `rows` and the `sha256` of the file.
+- `tables`: per table its `file`, `rows` and the `sha256` of the file; for a table folder of part
+  files (chunked generation) also `parts`, and `sha256` is the SHA-256 of the parts' hashes in order,
+- `chunk_customers` (only for chunked generation): customers per chunk.
 
 It carries no creation time on purpose: the same seed and config give a byte-identical manifest,
 so `manifest_hash` identifies a dataset's content.
@@ -43,6 +45,15 @@ def table_entries(dataset_dir: Path, tables: Iterable[str]) -> dict[str, dict[st
         path = dataset_dir / f"{name}.parquet"
         if not path.exists():
             raise ManifestError(f"table file {path} does not exist; cannot describe it in the manifest")
+        if path.is_dir():
+            parts = sorted(path.glob("part-*.parquet"))
+            out[name] = {
+                "file": path.name,
+                "rows": sum(int(pq.ParquetFile(p).metadata.num_rows) for p in parts),
+                "sha256": hashlib.sha256("".join(file_sha256(p) for p in parts).encode()).hexdigest(),
+                "parts": len(parts),
+            }
+            continue
         out[name] = {
             "file": path.name,
             "rows": int(pq.ParquetFile(path).metadata.num_rows),
@@ -63,11 +74,12 @@ def build_manifest(
     end_date: dt.date,
     scenario: dict[str, Any],
     tables: dict[str, dict[str, Any]],
+    chunk_customers: int | None = None,
 ) -> dict[str, Any]:
     """The manifest as a dict, keys in their documented order (so the JSON is stable)."""
     if end_date < start_date:
         raise ManifestError(f"end_date {end_date} is before start_date {start_date}")
-    return {
+    manifest = {
         "dataset": dataset,
         "generator": generator,
         "generator_version": generator_version,
@@ -79,6 +91,9 @@ def build_manifest(
         "scenario": scenario,
         "tables": tables,
     }
+    if chunk_customers is not None:
+        manifest["chunk_customers"] = chunk_customers
+    return manifest
 
 
 def write_manifest(dataset_dir: Path, manifest: dict[str, Any]) -> Path:

@@ -1,7 +1,8 @@
 """Validated reading of a dataset's source tables.
 
 Reads `<dataset_dir>/manifest.json` (for the dataset's `end_date`) and `<dataset_dir>/<table>.parquet`
-for each table of `features.schema`, checks every rule the schema states and returns the tables
+for each table of `features.schema` (a file, or a folder of `part-NNNNN.parquet` files as
+`tenure data generate --chunk-customers` writes them), checks every rule the schema states and returns the tables
 coerced to canonical dtypes, so downstream code can rely on them:
 
 - `int` -> `int64` (`Int64` when the column is nullable), `float` -> `float64`, `bool` -> `bool`
@@ -16,6 +17,11 @@ Columns a file holds beyond the schema are allowed and never read. Personal-data
 them unless asked to (`drop_personal_data=False`).
 
 All checks are vectorised (Arrow and numpy); example rows are built only for a failing check.
+
+`customers=(lo, hi)` reads one customer partition: the rows of every table whose `customer_id` is in
+`[lo, hi)`, checked as above (keys, references and time order within the partition). Every table
+carries `customer_id` and every reference stays within one customer's rows, so a partition is a
+dataset of its own: the Dask feature build (`features.distributed`) reads one per task.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from configs import TenureError
@@ -98,12 +105,14 @@ class Dataset:
 
 
 def read_dataset(dataset_dir: Path, tables: Iterable[str] | None = None, *,
-                 drop_personal_data: bool = True, end_date: str | None = None) -> Dataset:
+                 drop_personal_data: bool = True, end_date: str | None = None,
+                 customers: tuple[int, int] | None = None) -> Dataset:
     """Read and check the dataset's manifest and tables, then the foreign keys between them.
 
     `tables` defaults to every table of the schema. `end_date` (ISO date) overrides the
     manifest's; without it the folder must hold `manifest.json` with an `end_date`. A reference
     to a table not asked for is still checked, by reading that table's key column only.
+    `customers=(lo, hi)`: only the rows of customers with `lo <= customer_id < hi` (see above).
     """
     dataset_dir = Path(dataset_dir)
     if not dataset_dir.is_dir():
@@ -116,13 +125,13 @@ def read_dataset(dataset_dir: Path, tables: Iterable[str] | None = None, *,
         spec = TABLES[name]
         cols = [c.name for c in spec.columns
                 if not (drop_personal_data and c.name in PERSONAL_DATA_COLUMNS)]
-        frames[name] = read_table(dataset_dir, name, end, cols)
-    _check_foreign_keys(dataset_dir, frames, end)
+        frames[name] = read_table(dataset_dir, name, end, cols, customers=customers)
+    _check_foreign_keys(dataset_dir, frames, end, customers)
     return Dataset(path=dataset_dir, manifest=manifest, end_date=end, tables=frames)
 
 
 def read_table(dataset_dir: Path, table: str, end_date: pd.Timestamp,
-               columns: list[str] | None = None) -> pd.DataFrame:
+               columns: list[str] | None = None, *, customers: tuple[int, int] | None = None) -> pd.DataFrame:
     """Read `<dataset_dir>/<table>.parquet`, check it against the schema, return canonical dtypes.
 
     `columns` (schema column names; default all) are the columns loaded and returned, in that
@@ -137,7 +146,7 @@ def read_table(dataset_dir: Path, table: str, end_date: pd.Timestamp,
     path = Path(dataset_dir) / f"{table}.parquet"
     end = pd.Timestamp(end_date)
 
-    raw = _read_parquet(path, spec, load)
+    raw = _read_parquet(path, spec, load, customers)
     checker = _TableChecker(spec, path, raw)
     out: dict[str, pd.Series] = {}
     for name in load:
@@ -225,7 +234,8 @@ def _reference(col: Column) -> tuple[str, str] | None:
     return table, column
 
 
-def _check_foreign_keys(dataset_dir: Path, frames: dict[str, pd.DataFrame], end: pd.Timestamp) -> None:
+def _check_foreign_keys(dataset_dir: Path, frames: dict[str, pd.DataFrame], end: pd.Timestamp,
+                        customers: tuple[int, int] | None = None) -> None:
     """Every non-null reference to another table must name an existing key there."""
     keys: dict[str, pd.Series] = {}
     for name, frame in frames.items():
@@ -239,7 +249,8 @@ def _check_foreign_keys(dataset_dir: Path, frames: dict[str, pd.DataFrame], end:
                 if ref_table in frames and ref_col in frames[ref_table]:
                     keys[ref_table] = frames[ref_table][ref_col]
                 else:
-                    keys[ref_table] = read_table(dataset_dir, ref_table, end, [ref_col])[ref_col]
+                    keys[ref_table] = read_table(dataset_dir, ref_table, end, [ref_col],
+                                                 customers=customers)[ref_col]
             checker = _TableChecker(spec, dataset_dir / f"{name}.parquet", None, key_values=frame[spec.key])
             checker.references(col, frame[col.name], keys[ref_table], ref)
 
@@ -247,11 +258,14 @@ def _check_foreign_keys(dataset_dir: Path, frames: dict[str, pd.DataFrame], end:
 # ----------------------------------------------------------------------------------- table level
 
 
-def _read_parquet(path: Path, spec: Table, load: list[str]) -> pa.Table:
+def _read_parquet(path: Path, spec: Table, load: list[str],
+                  customers: tuple[int, int] | None = None) -> pa.Table:
     if not path.exists():
         raise DataValidationError(
             spec.name, None, f"file {path.name} is missing from {path.parent}; every dataset needs "
                              f"the table {spec.name!r} ({spec.description})")
+    if path.is_dir() or customers is not None:
+        return _read_parquet_dataset(path, spec, load, customers)
     try:
         pf = pq.ParquetFile(path)
         present = set(pf.schema_arrow.names)
@@ -265,6 +279,35 @@ def _read_parquet(path: Path, spec: Table, load: list[str]) -> pa.Table:
             f"{', '.join(spec.column_names)})", path=path)
     try:
         return pf.read(columns=load, use_threads=True)
+    except (OSError, pa.ArrowException) as exc:
+        raise DataValidationError(spec.name, None, f"cannot be read as Parquet: {exc}", path=path) from exc
+
+
+def _read_parquet_dataset(path: Path, spec: Table, load: list[str],
+                          customers: tuple[int, int] | None) -> pa.Table:
+    """A table folder (`part-*.parquet`, in name order) or file, optionally one customer range only;
+    the range filter skips files and row groups by their statistics, so a partition costs its rows."""
+    files = sorted(path.glob("part-*.parquet")) if path.is_dir() else [path]
+    if not files:
+        raise DataValidationError(spec.name, None, f"folder {path} holds no part-*.parquet files", path=path)
+    try:
+        data = pads.dataset([str(f) for f in files], format="parquet")
+    except (OSError, pa.ArrowException) as exc:
+        raise DataValidationError(spec.name, None, f"cannot be read as Parquet: {exc}", path=path) from exc
+    missing = [c for c in spec.column_names if c not in data.schema.names]
+    if missing:
+        raise DataValidationError(
+            spec.name, missing[0],
+            f"missing from the file (missing: {', '.join(missing)}; the schema requires: "
+            f"{', '.join(spec.column_names)})", path=path)
+    where = None
+    if customers is not None:
+        if "customer_id" not in spec.column_names:  # pragma: no cover - every table has it
+            raise DataValidationError(spec.name, None, "has no customer_id to partition by", path=path)
+        lo, hi = customers
+        where = (pads.field("customer_id") >= lo) & (pads.field("customer_id") < hi)
+    try:
+        return data.to_table(columns=load, filter=where)
     except (OSError, pa.ArrowException) as exc:
         raise DataValidationError(spec.name, None, f"cannot be read as Parquet: {exc}", path=path) from exc
 

@@ -21,7 +21,7 @@ from typing import Annotated, Any
 
 import typer
 
-from configs import ConfigError
+from configs import ConfigError, TenureError
 from configs.console import SettingsOpt, user_errors
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Training config YAML overriding configs/train.yaml.")]
@@ -124,6 +124,10 @@ def predict(
     skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Score the valid rows and write the invalid "
                                                "ones to <out stem>.rejected.csv instead of failing.")] = False,
     id_column: Annotated[str | None, typer.Option(help="Id column of the input (default: the model's).")] = None,
+    engine: Annotated[str, typer.Option(help="pandas (one process) | dask (Parquet input, file or folder of parts, "
+                                             "scored by row group on a Dask cluster; --out becomes a folder)")] = "pandas",
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address (default TENURE_DASK_SCHEDULER; "
+                                                       "without either, a local cluster of 2 workers).")] = None,
     settings: SettingsOpt = None,
 ) -> None:
     """Score a file with a registered model: every row gets a probability, or the run fails naming bad rows."""
@@ -131,8 +135,28 @@ def predict(
     from training.predict import predict_file
     from training.tracking import setup_mlflow
 
-    setup_mlflow(load_settings(settings))
-    result = predict_file(model, data, out, skip_invalid=skip_invalid, id_column=id_column)
+    st = load_settings(settings)
+    setup_mlflow(st)
+    if engine not in ("pandas", "dask") or (scheduler is not None and engine != "dask"):
+        raise ConfigError(f"--engine {engine!r}: choose pandas or dask" if engine not in ("pandas", "dask")
+                          else "--scheduler needs --engine dask")
+    if engine == "dask":
+        from features.distributed import dask_client, scheduler_address
+        from training.predict import PredictError
+        from training.predict_dask import predict_partitions
+        from training.pyfunc import load_tenure_model
+
+        try:
+            loaded = load_tenure_model(model)
+        except TenureError:
+            raise
+        except Exception as exc:  # mlflow raises its own exception types for unknown names/aliases
+            raise PredictError(f"cannot load model {model}: {exc}") from exc
+        with dask_client(scheduler_address(scheduler, st)) as client:
+            result = predict_partitions(loaded, model, data, out, client, skip_invalid=skip_invalid,
+                                        id_column=id_column)
+    else:
+        result = predict_file(model, data, out, skip_invalid=skip_invalid, id_column=id_column)
     if result.rejected:
         _err(f"{result.rejected} invalid row(s) skipped; see {result.rejected_path}")
     typer.echo(json.dumps({"out": str(result.out), "rows": result.rows, "scored": result.scored,

@@ -335,7 +335,7 @@ def train_task(task_or_spec: str | TaskSpec, featureset_path: Path | str, cfg: T
     say = echo or (lambda _msg: None)
     started = time.monotonic()
     path = Path(featureset_path).resolve()
-    fs = read_featureset(path)
+    fs = read_featureset(path, max_customers=settings.train_max_customers)  # a sample beyond one machine
     spec = resolve_spec(task_or_spec, fs)
     name = model_name or spec.name
     defs = _check_featureset(fs, spec, path)

@@ -338,6 +338,63 @@ def test_predict_missing_column_and_bad_model(trained: dict[str, Any], client: A
     assert not (tmp_path / "o.csv").exists()
 
 
+def _parts(frame: pd.DataFrame, folder: Path) -> Path:
+    """The rows as a folder of three part files, the last in row groups of 8 rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder.mkdir()
+    frame.iloc[:20].to_parquet(folder / "part-00000.parquet")
+    frame.iloc[20:45].to_parquet(folder / "part-00001.parquet")
+    pq.write_table(pa.Table.from_pandas(frame.iloc[45:]), folder / "part-00002.parquet", row_group_size=8)
+    return folder
+
+
+def _scores(folder: Path) -> pd.DataFrame:
+    return pd.concat([pd.read_parquet(p) for p in sorted(folder.glob("part-*.parquet"))], ignore_index=True)
+
+
+def test_predict_on_dask_scores_partitions_like_the_pandas_path(trained: dict[str, Any], client: Any,
+                                                                 rows: pd.DataFrame, home: Path, tmp_path: Path) -> None:
+    from features.distributed import dask_client
+
+    model = ["--model", "models:/default_risk@challenger"]
+    rows.to_parquet(tmp_path / "all.parquet")
+    res = _invoke(["predict", *model, "--data", str(tmp_path / "all.parquet"), "--out", str(tmp_path / "p.parquet")],
+                  home)
+    assert res.exit_code == 0, res.output
+    bad = _bad_rows(rows)
+    for col in ("debt_ratio", "industry", "dpd_current"):  # Parquet holds text, not mixed objects
+        bad[col] = [None if pd.isna(v) else str(v) for v in bad[col]]
+    bad.to_csv(tmp_path / "bad.csv", index=False)
+    res = _invoke(["predict", *model, "--data", str(tmp_path / "bad.csv"), "--out", str(tmp_path / "b.parquet"),
+                   "--skip-invalid"], home)
+    assert res.exit_code == 0, res.output
+    with dask_client(None, workers=2, processes=False) as dc:
+        dask = ["--engine", "dask", "--scheduler", dc.scheduler.address]
+        res = _invoke(["predict", *model, "--data", str(_parts(rows, tmp_path / "in.parquet")),
+                       "--out", str(tmp_path / "d.parquet"), *dask], home)
+        assert res.exit_code == 0, res.output
+        assert _last_json(res.stdout)["scored"] == 60
+        pd.testing.assert_frame_equal(_scores(tmp_path / "d.parquet"), pd.read_parquet(tmp_path / "p.parquet"))
+        assert len(list((tmp_path / "d.parquet").glob("part-*.parquet"))) == 4  # 2 files + 2 row groups
+        # bad rows: the same rows named (counted over the whole input), nothing written
+        src = _parts(bad, tmp_path / "bad.parquet")
+        res = _invoke(["predict", *model, "--data", str(src), "--out", str(tmp_path / "db.parquet"), *dask], home)
+        assert res.exit_code == 2
+        for piece in ("3 row(s)", "row 5: debt_ratio: not a number", "row 10: industry",
+                      "row 31: dpd_current: infinite value"):
+            assert piece in res.output, piece
+        assert not (tmp_path / "db.parquet").exists()
+        res = _invoke(["predict", *model, "--data", str(src), "--out", str(tmp_path / "db.parquet"), "--skip-invalid",
+                       *dask], home)
+        assert res.exit_code == 0, res.output
+    pd.testing.assert_frame_equal(_scores(tmp_path / "db.parquet"), pd.read_parquet(tmp_path / "b.parquet"))
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "db.rejected.csv"), pd.read_csv(tmp_path / "b.rejected.csv"))
+    sorted_names = sorted(p.name for p in tmp_path.iterdir())
+    assert not [n for n in sorted_names if n.endswith(".tmp")], sorted_names
+
+
 # ---- public tables through --dataset-config ----------------------------------------------------
 
 @pytest.mark.slow
