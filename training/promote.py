@@ -326,7 +326,7 @@ def _stability_gate(rows: pd.DataFrame, reference: pd.DataFrame, features: Seque
              f"{len(gated)} features with >= {cfg.psi_min_importance:g} of the gain")
     detail = f"{over} of {scope} above; worst: " + ", ".join(
         f"{k} {v:.3f}" for k, v in gated.head(cfg.psi_report_worst).items())
-    ungated = psi.drop(gated.index)
+    ungated = psi.drop([*gated.index, *small_moves])
     if len(ungated):
         detail += "; not gated (less gain): " + ", ".join(
             f"{k} {v:.3f}" for k, v in ungated.head(cfg.psi_report_worst).items())
