@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("features", "pruning", "serving", "monitoring", "scale")
+BENCHMARKS = ("features", "pruning", "serving", "monitoring", "scale", "realdata")
 
 
 def main(names: list[str]) -> None:

@@ -1,4 +1,4 @@
-"""Config of training (`tenure train`): split, LightGBM, Optuna search space, calibration, evaluation.
+"""Config of training (`tenure train`): split, CV, refit, LightGBM, Optuna search space, calibration, evaluation.
 
 Defaults live in `configs/train.yaml`; `load_train_config` validates a user file and CLI flags on
 top of them. The search space is data, not code: each entry names a LightGBM parameter and its
@@ -26,6 +26,18 @@ TUNABLE_PARAMS: frozenset[str] = frozenset({
     "max_cat_to_onehot", "min_data_per_group", "extra_trees", "scale_pos_weight",
     "is_unbalance", "max_delta_step", "linear_lambda",
 })
+
+# LightGBM's own defaults of searchable parameters (a start point's missing values); a parameter
+# not listed here must be given in every start point that searches it.
+LIGHTGBM_DEFAULTS: dict[str, float] = {
+    "num_leaves": 31, "learning_rate": 0.1, "min_child_samples": 20, "min_data_in_leaf": 20,
+    "min_sum_hessian_in_leaf": 1e-3, "min_child_weight": 1e-3, "feature_fraction": 1.0, "colsample_bytree": 1.0,
+    "feature_fraction_bynode": 1.0, "bagging_fraction": 1.0, "subsample": 1.0, "lambda_l1": 0.0, "reg_alpha": 0.0,
+    "lambda_l2": 0.0, "reg_lambda": 0.0, "min_split_gain": 0.0, "min_gain_to_split": 0.0, "max_depth": -1,
+    "path_smooth": 0.0, "cat_smooth": 10.0, "cat_l2": 10.0, "max_bin": 255, "min_data_in_bin": 3,
+    "max_cat_threshold": 32, "max_cat_to_onehot": 4, "min_data_per_group": 100, "scale_pos_weight": 1.0,
+    "max_delta_step": 0.0, "linear_lambda": 0.0,
+}
 
 # Set by Tenure itself (objective, reproducibility, constraints); never searched or overridden.
 CONTROLLED_PARAMS: frozenset[str] = frozenset({
@@ -85,10 +97,19 @@ class ParamRange(StrictModel):
 class SplitConfig(StrictModel):
     kind: Literal["auto", "out_of_time", "random"] = "auto"
     test_snapshots: int = Field(default=3, ge=1)
+    # out of time: the snapshots in each cross-validation block
     valid_snapshots: int = Field(default=3, ge=1)
     gap_months: int | None = Field(default=None, ge=0, le=60)
     test_fraction: float = Field(default=0.3, gt=0, lt=1)
-    valid_fraction: float = Field(default=0.2, gt=0, lt=1)
+
+
+class CVConfig(StrictModel):
+    # stratified folds (random split) and expanding-window folds (out of time)
+    folds: int = Field(default=5, ge=2, le=20)
+    time_folds: int = Field(default=3, ge=1, le=20)
+    # the tuned parameters replace the defaults only when their CV mean AUC is ahead by more
+    # than this many standard errors
+    choose_margin_se: float = Field(default=1.0, ge=0)
 
 
 class LightGBMConfig(StrictModel):
@@ -107,8 +128,8 @@ class PruningConfig(StrictModel):
     enabled: bool = True
     pruner: Literal["median", "hyperband"] = "median"
     startup_trials: int = Field(default=5, ge=0)
-    warmup_steps: int = Field(default=30, ge=0)
-    report_every: int = Field(default=10, ge=1)
+    # folds a trial finishes before it can be pruned (the pruner sees the running CV mean per fold)
+    warmup_folds: int = Field(default=1, ge=0)
 
 
 class TuningConfig(StrictModel):
@@ -117,17 +138,37 @@ class TuningConfig(StrictModel):
     sampler_startup_trials: int = Field(default=8, ge=0)
     pruning: PruningConfig = PruningConfig()
     search_space: dict[str, ParamRange] = Field(default_factory=dict)
+    # development sets with fewer rows than this search `small_search_space` instead
+    small_table_rows: int = Field(default=20_000, ge=0)
+    small_search_space: dict[str, ParamRange] = Field(default_factory=dict)
+    # the first trials of a new study: LightGBM's defaults ({}) and other start points; a
+    # parameter a point leaves out takes LightGBM's default, clipped into the searched range
+    start_points: list[dict[str, bool | int | float | str]] = Field(default_factory=lambda: [{}])
 
     @model_validator(mode="after")
     def _check(self) -> TuningConfig:
         if self.n_trials is None and self.timeout_seconds is None:
             raise ValueError("set n_trials or timeout_seconds (or both): the search needs a budget")
         _check_param_names(list(self.search_space), "search_space")
+        _check_param_names(list(self.small_search_space), "small_search_space")
+        for i, point in enumerate(self.start_points):
+            _check_param_names(list(point), f"start_points[{i}]")
         return self
+
+    def space_for(self, rows: int) -> dict[str, ParamRange]:
+        """The search space for a development set of `rows` rows."""
+        if rows < self.small_table_rows and self.small_search_space:
+            return self.small_search_space
+        return self.search_space
 
 
 class CalibrationConfig(StrictModel):
     methods: list[Literal["platt", "isotonic"]] = Field(default_factory=lambda: ["platt", "isotonic"])
+    # isotonic is a candidate only with at least this many out-of-fold rows (below it, its steps
+    # make plateaus of equal probability that throw ranking away)
+    isotonic_min_rows: int = Field(default=10_000, ge=0)
+    # a calibration that lowers the out-of-fold ROC AUC by more than this is not used
+    max_auc_loss: float = Field(default=0.002, ge=0)
 
 
 class EvaluationConfig(StrictModel):
@@ -141,6 +182,10 @@ class TrainConfig(StrictModel):
     seed: int = Field(default=42, ge=0)
     num_threads: int = Field(default=2, ge=1, le=256)
     split: SplitConfig = SplitConfig()
+    cv: CVConfig = CVConfig()
+    # what the registered model is refitted on once the test metrics are recorded: non_test (every
+    # development row), all (the test rows too), auto (all for own tables, non_test otherwise)
+    refit: Literal["auto", "non_test", "all"] = "auto"
     lightgbm: LightGBMConfig = LightGBMConfig()
     tuning: TuningConfig = TuningConfig()
     calibration: CalibrationConfig = CalibrationConfig()
@@ -148,7 +193,7 @@ class TrainConfig(StrictModel):
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
-        both = sorted(set(self.lightgbm.params) & set(self.tuning.search_space))
+        both = sorted(set(self.lightgbm.params) & (set(self.tuning.search_space) | set(self.tuning.small_search_space)))
         if both:
             raise ValueError(f"{both} are both fixed in lightgbm.params and searched in "
                              "tuning.search_space; keep one")

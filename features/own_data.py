@@ -47,6 +47,10 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 # an inferred text column with more distinct values than this and than half its rows is an
 # identifier or free text, not a category
 MAX_INFERRED_CATEGORIES = 50
+# the fewest rows of each class a table needs: a 30 % test holdout and 5-fold cross-validation
+# give every part at least one (`training.split.min_class_rows(5, 0.3)`); `tenure train
+# --dataset-config` asks for what its own training config needs
+MIN_CLASS_ROWS = 9
 
 _TRUE = frozenset({"true", "yes", "y", "on", "1"})
 _FALSE = frozenset({"false", "no", "n", "off", "0"})
@@ -81,8 +85,11 @@ def read_table(cfg: DatasetConfig) -> pd.DataFrame:
                        f"Parquet ({', '.join(PARQUET_SUFFIXES)}) file")
 
 
-def build_from_dataset_config(config_path: Path, out: Path | None, settings: Settings) -> Path:
-    """Read the dataset config and its table, write the feature set, return its path."""
+def build_from_dataset_config(config_path: Path, out: Path | None, settings: Settings, *,
+                              min_class_rows: int = MIN_CLASS_ROWS) -> Path:
+    """Read the dataset config and its table, write the feature set, return its path.
+
+    Every check runs before anything is written (a refused table leaves no feature set behind)."""
     cfg = load_dataset_config(config_path)
     df = read_table(cfg)
     lineage = {
@@ -90,17 +97,19 @@ def build_from_dataset_config(config_path: Path, out: Path | None, settings: Set
         "source_sha256": file_sha256(cfg.path),
         "dataset_config_path": str(Path(config_path).resolve()),
     }
-    fs = featureset_from_frame(df, cfg, cfg.path.name, lineage=lineage)
+    fs = featureset_from_frame(df, cfg, cfg.path.name, lineage=lineage, min_class_rows=min_class_rows)
     target = Path(out) if out is not None else settings.features_dir / "own" / f"{cfg.name}.parquet"
     return write_featureset(fs, target)
 
 
 def featureset_from_frame(df: pd.DataFrame, cfg: DatasetConfig, source_desc: str,
-                          lineage: dict[str, Any] | None = None) -> FeatureSet:
+                          lineage: dict[str, Any] | None = None, *, min_class_rows: int = 1) -> FeatureSet:
     """The feature set of a user table: validated against `cfg`, nothing written.
 
     `source_desc` names the table (a file name) in definitions, lineage and messages; `lineage`
-    adds entries (source path, file hash) to the lineage.
+    adds entries (source path, file hash) to the lineage. Refused: a table with fewer than
+    `min_class_rows` rows of a class (`build_from_dataset_config`: `MIN_CLASS_ROWS`), and one with
+    no usable feature (every feature column empty or constant).
     """
     where = cfg.where
     if len(df) == 0:
@@ -117,6 +126,7 @@ def featureset_from_frame(df: pd.DataFrame, cfg: DatasetConfig, source_desc: str
                       f"{personal} (they never reach a feature set)", PersonalDataWarning, stacklevel=2)
 
     label, positive_values, classes = _label(df, cfg, source_desc)
+    _check_class_rows(label, cfg, source_desc, min_class_rows)
     ids, id_name = _ids(df, cfg, source_desc)
     times = _times(df, cfg, source_desc)
     _check_unique(ids, times, id_name, cfg, source_desc)
@@ -139,6 +149,7 @@ def featureset_from_frame(df: pd.DataFrame, cfg: DatasetConfig, source_desc: str
             renamed[safe] = col
         out[safe] = values
         features.append(_definition(safe, col, kind, values, source_desc))
+    _check_usable(out, features, cfg, source_desc)
     for g in cfg.group_columns:
         out[g] = df[g].reset_index(drop=True)
     out[LABEL] = label
@@ -243,6 +254,26 @@ def _label(df: pd.DataFrame, cfg: DatasetConfig, source: str) -> tuple[pd.Series
     matched = _plain(sorted((v for v in raw if canon[v] == positive), key=str))
     label = target.map(canon).eq(positive).astype("int8").reset_index(drop=True)
     return label, matched, found
+
+
+def _check_class_rows(label: pd.Series, cfg: DatasetConfig, source: str, need: int) -> None:
+    counts = label.value_counts()
+    for value, name in ((1, "positive"), (0, "negative")):
+        have = int(counts.get(value, 0))
+        if have < need:
+            raise OwnDataError(f"{cfg.where}: {source} has {have} {name} rows (target {cfg.target!r}) of "
+                               f"{len(label)}; training needs at least {need} of each class for its test "
+                               "holdout and cross-validation folds: add rows or lower cv.folds")
+
+
+def _check_usable(columns: dict[str, pd.Series], features: list[dict[str, Any]], cfg: DatasetConfig,
+                  source: str) -> None:
+    """At least one feature must vary: a table whose features are all empty or constant is refused."""
+    if any(columns[f["name"]].nunique(dropna=False) > 1 and columns[f["name"]].notna().any() for f in features):
+        return
+    shown = [f["description"].removesuffix(" (from your data)") for f in features][:10]
+    raise OwnDataError(f"{cfg.where}: {source} has no usable feature: every feature column is empty or "
+                       f"constant ({', '.join(shown)}{', ...' if len(features) > 10 else ''}); nothing to learn from")
 
 
 def _plain(values: list[Any]) -> list[Any]:

@@ -79,9 +79,11 @@ def train(
             raise ConfigError("--dataset-config trains your own table; do not combine it with --task or --featureset")
         from configs.dataset import load_dataset_config
         from features.own_data import build_from_dataset_config
+        from training.split import min_class_rows
 
         ds = load_dataset_config(dataset_config)
-        path = build_from_dataset_config(dataset_config, None, st)
+        path = build_from_dataset_config(dataset_config, None, st,
+                                         min_class_rows=min_class_rows(cfg.cv.folds, cfg.split.test_fraction))
         _err(f"feature set of {dataset_config} written to {path}")
         jobs.append((ds.name, path, ds.name))
     elif featureset is not None:

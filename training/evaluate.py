@@ -9,11 +9,14 @@ by promotion and monitoring:
 - `lift_top10` (positive rate in the top decile of scores / overall positive rate) and
   `capture_top10` (share of all positives found in the top decile).
 
-Calibration is chosen without looking at the test period: the validation rows are cut in two
-(by time when they span several snapshots: the earlier half fits, the later half judges; else a
-seeded stratified half), Platt and isotonic are fitted on the first half and judged on the second
-by the Brier score against no calibration, and the winner (ties go to `none`) is refitted on the
-whole validation period.
+Calibration is chosen without looking at the test rows, on the out-of-fold raw scores of the
+development rows (`choose_oof_calibration`): each candidate (`none`, Platt, isotonic) is cross-
+fitted over the folds (fitted on the other folds' out-of-fold scores, applied to this fold's) and
+judged by the Brier score; isotonic is a candidate only with at least `isotonic_min_rows` rows,
+and a candidate whose cross-fitted scores lower the out-of-fold ROC AUC by more than
+`max_auc_loss` is dropped (isotonic steps on few rows make plateaus of equal probability). The
+winner (ties go to `none`) is refitted on every out-of-fold row. `choose_calibration` is the
+older held-out-half choice on one validation period.
 """
 
 from __future__ import annotations
@@ -109,6 +112,53 @@ def fit_calibration(method: str, raw: np.ndarray, y: np.ndarray) -> Calibration:
         return Calibration(method="isotonic", x=[float(v) for v in iso.X_thresholds_],
                            y=[float(v) for v in iso.y_thresholds_])
     raise ValueError(f"unknown calibration method {method!r}")
+
+
+def _auc(y: np.ndarray, p: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, p))
+
+
+def choose_oof_calibration(raw: np.ndarray, y: np.ndarray, fold: np.ndarray, methods: Sequence[str], *,
+                           isotonic_min_rows: int, max_auc_loss: float) -> tuple[Calibration, dict[str, float]]:
+    """The calibration chosen on out-of-fold raw scores (see the module docstring).
+
+    `fold`: the fold that scored each row. Returns the chosen calibration refitted on every row,
+    and per candidate its cross-fitted Brier score (`<method>`) and ROC AUC (`<method>_roc_auc`).
+    """
+    raw = np.asarray(raw, dtype=np.float64)
+    y = np.asarray(y, dtype=np.int64)
+    fold = np.asarray(fold)
+    base_auc = _auc(y, raw)
+    scores: dict[str, float] = {}
+    candidates = [m for m in methods if m != "isotonic" or len(y) >= isotonic_min_rows]
+    for method in ["none", *candidates]:
+        p = np.empty(len(y))
+        usable = True
+        for f in np.unique(fold):
+            fit, apply = fold != f, fold == f
+            if method != "none" and len(np.unique(y[fit])) < 2:
+                usable = False
+                break
+            cal = fit_calibration(method, raw[fit], y[fit])
+            if cal.method == "platt" and cal.a <= 0:
+                usable = False  # a falling map would reverse the ranking (and the monotone constraints)
+                break
+            p[apply] = cal(raw[apply])
+        if not usable:
+            continue
+        auc = _auc(y, p)
+        scores[f"{method}_roc_auc"] = auc
+        if base_auc - auc > max_auc_loss:
+            continue
+        scores[method] = float(np.mean((p - y) ** 2))
+    best = min((m for m in ["none", *candidates] if m in scores), key=lambda m: (scores[m], m != "none"))
+    final = fit_calibration(best, raw, y)
+    if final.method != "none" and (
+            (final.method == "platt" and final.a <= 0) or base_auc - _auc(y, final(raw)) > max_auc_loss):
+        return Calibration(), scores
+    return final, scores
 
 
 def choose_calibration(raw: np.ndarray, y: np.ndarray, times: pd.Series | None, methods: Sequence[str],

@@ -29,6 +29,10 @@ thresholds from `configs/promote.yaml`:
   by construction between the oldest training snapshots and the test window (PSI 0.2-1.3 on the
   demo data) while carrying 0.1-2 % of the gain; they are recorded and named, not gated.
 
+- `shadow_period` (only with a champion and `min_shadow_days` or `min_shadow_rows` set): the
+  challenger has scored live traffic as a shadow (serving's `shadow: [challenger]`) for that long
+  and that many rows, read from the prediction log.
+
 Writes, for every decision (promoted, refused or forced):
 - the full record as JSON on the challenger's run: `promotion/<timestamp>-v<version>.json`,
 - tags on the challenger version: `tenure.promotion.status` (promoted | refused | forced),
@@ -379,6 +383,24 @@ def resolve_actor(actor: str | None = None) -> str:
         return "unknown"
 
 
+def shadow_period_gate(settings: Settings, model_name: str, version: str, cfg: PromoteConfig) -> GateResult:
+    """`shadow_period`: the challenger scored live traffic as a shadow for `min_shadow_days` and
+    `min_shadow_rows` (read from the prediction log, `serving.compare.shadow_period`)."""
+    from serving.compare import shadow_period
+    from serving.prediction_log import PredictionLogError
+
+    try:
+        rows, days = shadow_period(settings.prediction_log_target, model_name, model_name, version)
+    except PredictionLogError as exc:
+        rows, days, note = 0, 0.0, f"; the prediction log cannot be read: {exc}"
+    else:
+        note = ""
+    ok = rows >= cfg.min_shadow_rows and days >= cfg.min_shadow_days
+    return GateResult("shadow_period", ok, round(days, 3), cfg.min_shadow_days,
+                      f"{rows} shadow rows over {days:.2f} days (needs {cfg.min_shadow_rows} rows over "
+                      f"{cfg.min_shadow_days} days; serve it with `shadow: [challenger]`){note}")
+
+
 def _client(settings: Settings) -> Any:
     """An MlflowClient on the settings' tracking server; the global URIs follow, as every command does."""
     from mlflow import MlflowClient
@@ -570,6 +592,8 @@ def promote(model_name: str, settings: Settings, cfg: PromoteConfig, *, force: b
     if metrics.get("champion"):
         metrics["champion"]["version"] = str(champion.version)
 
+    if champion is not None and (cfg.min_shadow_days > 0 or cfg.min_shadow_rows > 0):
+        gates.append(shadow_period_gate(settings, model_name, str(challenger.version), cfg))
     failed = [g for g in gates if not g.passed]
     promoted = not failed or force
     if reason is None:

@@ -1,36 +1,47 @@
-"""Train one task: split, tune, fit, calibrate, evaluate, log to MLflow and register the model.
+"""Train one task: split, cross-validated tuning, choice, calibration, refit, evaluate, log and register.
 
 Reads a feature set (`features.featureset.read_featureset`) and the training config; writes one
 MLflow parent run in experiment `tenure-<task>` (nested runs: the Optuna trials), one Optuna
 study in `settings.optuna_storage_url`, and one registered model version with alias `challenger`.
 
+How the model is made (`training.split`, `training.cv`): the test rows (the latest snapshots, or a
+stratified 30 % of a one-snapshot table) are kept apart; everything else is the development set,
+cut into folds (stratified k-fold, or expanding-window time-series folds with the label-horizon
+embargo). Each Optuna trial, the default-parameter baseline and the tuned parameters are judged
+by their CV mean ROC AUC (early stopping inside each fold); the tuned parameters are used only
+when they beat the baseline by more than `cv.choose_margin_se` standard errors. The calibration
+is chosen on the chosen candidate's out-of-fold scores (`training.evaluate.choose_oof_calibration`).
+The candidate is refitted on every development row with the CV's mean best iteration as its
+number of rounds; the test metrics come from that model. Then, with `refit: all` (the default for
+own tables), the registered model is refitted once more on every row, test rows included (tag
+`tenure.refit`: `non_test` or `all`); the test metrics stay those of the model that had not seen
+the test rows.
+
 What the parent run holds (promotion, serving and monitoring read these names):
 
-- artefacts: `model/` (the pyfunc, `training.pyfunc`), `reference/reference.parquet` (training
-  rows, at most `evaluation.reference_max_rows`, sampled with the seed: id, time, raw feature
-  values, group columns, label, `probability`), `reference/unseen_rows.parquet` (every feature-set
-  row not trained on: id, time, raw feature values; monitoring's same-season and test-period
-  references), `evaluation/test_predictions.parquet` and
-  `evaluation/valid_predictions.parquet` (every row: id, time, group columns, label,
-  `probability`), `evaluation/metrics.json`, `config/train_config.json`, `plots/*.png`; id, time
-  and label keep the feature set's column names (`customer_id`, `snapshot_date`, the label name);
-- metrics `valid_<m>`, `test_<m>` (the registered model, calibrated), `baseline_valid_<m>`,
-  `baseline_test_<m>` (default LightGBM parameters, calibrated the same way) for every metric in
-  `training.evaluate.METRICS`;
+- artefacts: `model/` (the pyfunc, `training.pyfunc`), `reference/reference.parquet` (rows the
+  registered model was fitted on, at most `evaluation.reference_max_rows`, sampled with the seed:
+  id, time, raw feature values, group columns, label, `probability`), `reference/unseen_rows.parquet`
+  (every feature-set row not fitted on: id, time, raw feature values; monitoring's same-season and
+  test-period references), `evaluation/test_predictions.parquet` (every test row) and
+  `evaluation/valid_predictions.parquet` (every out-of-fold development row, calibrated; id, time,
+  group columns, label, `probability`), `evaluation/metrics.json` (with the per-fold CV of the
+  chosen, baseline and tuned candidates), `config/train_config.json`, `plots/*.png` (test plots and
+  `plots/oof_calibration.png`); id, time and label keep the feature set's column names;
+- metrics `valid_<m>` (out of fold), `test_<m>` (the model refitted on the development rows,
+  calibrated), `baseline_valid_<m>`, `baseline_test_<m>` (default LightGBM parameters, chosen,
+  calibrated and refitted the same way) for every metric in `training.evaluate.METRICS`;
+  `cv_mean_roc_auc`, `cv_std_roc_auc`, `cv_se_roc_auc`, `fold_<i>_roc_auc`, `baseline_cv_mean_roc_auc`,
+  `tuned_cv_mean_roc_auc`, `best_iteration` (the refit's rounds); each trial's nested run has its
+  per-fold AUCs;
 - tags `tenure.task`, `tenure.model_name`, `tenure.featureset_path`, `tenure.featureset_hash`,
-  `tenure.split`, `tenure.best_trial`, `tenure.chosen`, `tenure.calibration`, `tenure.git_commit`,
+  `tenure.split` (development span as `train`, out-of-fold span as `valid`, `test`, `folds`),
+  `tenure.best_trial`, `tenure.chosen`, `tenure.calibration`, `tenure.refit`, `tenure.git_commit`,
   `tenure.seed` (and `tenure.columns`, `tenure.study`, `tenure.registered_version`).
 
-Choices made without looking at the test period: the final parameters are the best trial's,
-unless the default-parameter baseline scores a higher validation AUC (then the baseline's; tag
-`tenure.chosen`); the calibration is judged on a held-out half of the validation period
-(`training.evaluate.choose_calibration`). The final model is fitted on the training period with
-early stopping on the validation period, exactly as in the trials, so its validation predictions
-are out of sample for the booster and can calibrate it.
-
 Tasks with monotone constraints (default risk: more days past due, late payments and debt never
-lower the risk) train with `monotone_constraints_method: intermediate`, and the final booster is
-checked on 500 training rows along a grid of each constrained feature before anything is
+lower the risk) train with `monotone_constraints_method: intermediate`, and the registered booster
+is checked on 500 of its training rows along a grid of each constrained feature before anything is
 registered; a model that breaks a constraint stops the run (`TrainingError`).
 """
 
@@ -38,7 +49,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import tempfile
 import time
 import warnings
@@ -56,11 +66,14 @@ from configs.train import TrainConfig
 from features.featureset import FeatureSet, read_featureset
 from models import TASKS, LabelSpec, TaskSpec, Tier, load_spec
 from training.artifact import Calibration, TenureModel
-from training.evaluate import binary_metrics, choose_calibration
+from training.cv import CVResult, TrainData, choose, cross_validate, passive_openmp, refit
+from training.evaluate import binary_metrics, choose_oof_calibration
 from training.split import Split, split_featureset
 
+__all__ = ["TrainData", "passive_openmp", "train_task", "lightgbm_params", "monotone_violations"]
+
 CHALLENGER = "challenger"
-VALID_NAME = "valid"
+OOF_CALIBRATION_PLOT = "oof_calibration.png"
 Echo = Callable[[str], None]
 
 
@@ -69,20 +82,6 @@ class TrainingError(TenureError, ValueError):
 
 
 # ---- the one training function ------------------------------------------------------------
-
-@dataclass
-class TrainData:
-    """Encoded training and validation matrices plus the fixed boosting policy."""
-
-    X_train: np.ndarray  # noqa: N815 - ML convention
-    y_train: np.ndarray
-    X_valid: np.ndarray  # noqa: N815
-    y_valid: np.ndarray
-    feature_names: list[str]
-    categorical: list[int]
-    n_estimators: int
-    early_stopping_rounds: int
-
 
 def lightgbm_params(cfg: TrainConfig, spec: TaskSpec) -> dict[str, Any]:
     """The fixed LightGBM parameters of a task: objective, reproducibility, monotone constraints.
@@ -106,42 +105,6 @@ def lightgbm_params(cfg: TrainConfig, spec: TaskSpec) -> dict[str, Any]:
         params["monotone_constraints"] = monotone
         params["monotone_constraints_method"] = cfg.lightgbm.monotone_constraints_method
     return params
-
-
-def passive_openmp() -> None:
-    """Ask OpenMP to sleep, not spin, while it waits (unless the user chose otherwise).
-
-    LightGBM's OpenMP threads busy-wait by default; on a shared 2-core machine that made
-    `num_threads: 2` about 20x slower than one thread (measured). The setting is read when
-    LightGBM's library loads, so this must run before the first `import lightgbm`; later calls
-    change nothing.
-    """
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-
-def train_and_score(params: dict[str, Any], data: TrainData,
-                    callbacks: Sequence[Callable[..., None]] = ()) -> tuple[Any, float]:
-    """Fit LightGBM on the training period, early-stopped on the validation AUC.
-
-    Returns the booster cut at its best iteration and that iteration's validation ROC AUC. The
-    Optuna trials, the final model and the baseline all go through here.
-    """
-    passive_openmp()
-    import lightgbm as lgb
-
-    train_set = lgb.Dataset(data.X_train, label=data.y_train, feature_name=data.feature_names,
-                            categorical_feature=data.categorical or "auto", free_raw_data=True)
-    valid_set = lgb.Dataset(data.X_valid, label=data.y_valid, reference=train_set)
-    booster = lgb.train(
-        params, train_set, num_boost_round=data.n_estimators, valid_sets=[valid_set], valid_names=[VALID_NAME],
-        callbacks=[lgb.early_stopping(data.early_stopping_rounds, first_metric_only=True, verbose=False),
-                   *callbacks],
-    )
-    best_iteration = booster.best_iteration or booster.current_iteration()
-    score = float(booster.best_score[VALID_NAME]["auc"])
-    trimmed = lgb.Booster(model_str=booster.model_to_string(num_iteration=best_iteration))
-    trimmed.best_iteration = best_iteration
-    return trimmed, score
 
 
 def monotone_violations(booster: Any, X: np.ndarray, feature_names: Sequence[str],  # noqa: N803
@@ -249,7 +212,7 @@ class TrainResult:
                 "model_uri": self.model_uri, "test_metrics": self.test_metrics}
 
 
-def study_name_for(spec: TaskSpec, fs_hash: str, cfg: TrainConfig, params: dict[str, Any]) -> str:
+def study_name_for(spec: TaskSpec, fs_hash: str, cfg: TrainConfig, params: dict[str, Any], dev_rows: int = 0) -> str:
     """`<task>-<featureset hash[:12]>-<search hash[:8]>`: resumable, never mixing search spaces.
 
     The search hash covers everything that changes what a trial means (seed, split, fixed and
@@ -258,7 +221,9 @@ def study_name_for(spec: TaskSpec, fs_hash: str, cfg: TrainConfig, params: dict[
     """
     search = {
         "seed": cfg.seed, "split": cfg.split.model_dump(mode="json"), "lightgbm": cfg.lightgbm.model_dump(mode="json"),
-        "search_space": {k: v.model_dump(mode="json") for k, v in cfg.tuning.search_space.items()},
+        "cv": cfg.cv.model_dump(mode="json"),
+        "search_space": {k: v.model_dump(mode="json") for k, v in cfg.tuning.space_for(dev_rows).items()},
+        "start_points": cfg.tuning.start_points,
         "sampler_startup_trials": cfg.tuning.sampler_startup_trials,
         "pruning": cfg.tuning.pruning.model_dump(mode="json"), "params": params,
     }
@@ -294,13 +259,30 @@ def _log_datasets(split: Split, fs: FeatureSet, spec: TaskSpec, path: Path) -> N
             mlflow.log_input(ds, context=part)
 
 
-def _calibrated_metrics(booster: Any, data: TrainData, X_test: np.ndarray, y_test: np.ndarray,  # noqa: N803
-                        valid_times: pd.Series, cfg: TrainConfig) -> tuple[Calibration, dict[str, float], dict[str, np.ndarray]]:
-    """Choose the calibration on the validation period and score valid and test with it."""
-    raw_valid = booster.predict(data.X_valid, raw_score=True)
-    calibration, scores = choose_calibration(raw_valid, data.y_valid, valid_times, cfg.calibration.methods, cfg.seed)
-    probs = {"valid": calibration(raw_valid), "test": calibration(booster.predict(X_test, raw_score=True))}
-    return calibration, scores, probs
+@dataclass
+class Candidate:
+    """One parameter set judged by CV, calibrated on its out-of-fold scores, refitted on the development rows."""
+
+    params: dict[str, Any]
+    cv: CVResult
+    calibration: Calibration
+    calibration_scores: dict[str, float]
+    booster: Any  # refitted on every development row with the CV's rounds
+
+
+def _candidate(params: dict[str, Any], cv: CVResult, data: TrainData, cfg: TrainConfig) -> Candidate:
+    mask = cv.validated
+    calibration, scores = choose_oof_calibration(
+        cv.oof_raw[mask], data.y[mask], cv.fold_of_row[mask], cfg.calibration.methods,
+        isotonic_min_rows=cfg.calibration.isotonic_min_rows, max_auc_loss=cfg.calibration.max_auc_loss)
+    return Candidate(params, cv, calibration, scores, refit(params, data.X, data.y, cv.rounds, data))
+
+
+def refit_target(cfg: TrainConfig, fs: FeatureSet) -> str:
+    """`non_test` or `all`: `refit: auto` refits own tables on every row, built-in tasks on the non-test rows."""
+    if cfg.refit != "auto":
+        return cfg.refit
+    return "all" if fs.lineage.get("kind") == "own_data" else "non_test"
 
 
 def _metrics(y: np.ndarray, p: np.ndarray, cfg: TrainConfig) -> dict[str, float]:
@@ -320,7 +302,7 @@ def train_task(task_or_spec: str | TaskSpec, featureset_path: Path | str, cfg: T
     import mlflow
 
     from training import tune as tuning
-    from training.plots import write_plots
+    from training.plots import plot_calibration, write_plots
     from training.pyfunc import log_tenure_model
     from training.study import StudyRun
     from training.tracking import (
@@ -347,21 +329,23 @@ def train_task(task_or_spec: str | TaskSpec, featureset_path: Path | str, cfg: T
     split_cfg = cfg.split
     if split_cfg.kind == "auto" and fs.lineage.get("split") == "random":
         split_cfg = split_cfg.model_copy(update={"kind": "random"})
-    split = split_featureset(fs.frame, fs.time_column, label, spec.label.horizon_months, split_cfg, cfg.seed)
+    split = split_featureset(fs.frame, fs.time_column, label, spec.label.horizon_months, split_cfg, cfg.seed,
+                             folds=cfg.cv.folds, time_folds=cfg.cv.time_folds, source=str(path))
     split_desc = split.describe(fs.time_column)
-    say(f"{name}: {split.kind} split, train {split_desc['train']} ({len(split.train):,} rows), "
-        f"valid {split_desc['valid']} ({len(split.valid):,}), test {split_desc['test']} ({len(split.test):,})")
+    refit_on = refit_target(cfg, fs)
+    say(f"{name}: {split.kind} split, development rows {split_desc['train']} ({len(split.train):,}) in "
+        f"{len(split.folds)} {split_desc['cv'].replace('_', ' ')} folds, test {split_desc['test']} "
+        f"({len(split.test):,}); the registered model is refitted on {refit_on.replace('_', '-')} rows")
 
     def encode(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         return encoder.encode_frame(rows[feature_names]), rows[label].to_numpy().astype(np.int64)
 
-    X_train, y_train = encode(split.train)  # noqa: N806
-    X_valid, y_valid = encode(split.valid)  # noqa: N806
+    X_dev, y_dev = encode(split.train)  # noqa: N806
     X_test, y_test = encode(split.test)  # noqa: N806
-    data = TrainData(X_train, y_train, X_valid, y_valid, feature_names, encoder.categorical_indices,
+    data = TrainData(X_dev, y_dev, split.folds, feature_names, encoder.categorical_indices,
                      cfg.lightgbm.n_estimators, cfg.lightgbm.early_stopping_rounds)
     base = lightgbm_params(cfg, spec)
-    study_name = study_name_for(spec, fs.content_hash, cfg, base)
+    study_name = study_name_for(spec, fs.content_hash, cfg, base, dev_rows=len(y_dev))
 
     setup_mlflow(settings, name)
     commit = git_commit()
@@ -373,11 +357,13 @@ def train_task(task_or_spec: str | TaskSpec, featureset_path: Path | str, cfg: T
             "tenure.featureset_hash": fs.content_hash, "tenure.split": json.dumps(split_desc),
             "tenure.git_commit": commit, "tenure.git_dirty": str(git_dirty()).lower(),
             "tenure.seed": str(cfg.seed), "tenure.study": study_name,
-            "tenure.columns": json.dumps(cols),
+            "tenure.columns": json.dumps(cols), "tenure.refit": refit_on,
         })
         mlflow.log_params({
             "task": spec.name, "model_name": name, "seed": cfg.seed, "num_threads": cfg.num_threads,
             "split_kind": split.kind, "gap_months": split.gap_months, "n_features": len(feature_names),
+            "cv_folds": len(split.folds), "refit": refit_on,
+            "search_space": "small" if cfg.tuning.space_for(len(y_dev)) is not cfg.tuning.search_space else "full",
             "n_trials": cfg.tuning.n_trials, "timeout_seconds": cfg.tuning.timeout_seconds,
             "pruning": cfg.tuning.pruning.pruner if cfg.tuning.pruning.enabled else "off",
             "n_estimators": cfg.lightgbm.n_estimators, "early_stopping_rounds": cfg.lightgbm.early_stopping_rounds,
@@ -386,28 +372,44 @@ def train_task(task_or_spec: str | TaskSpec, featureset_path: Path | str, cfg: T
         })
         _log_datasets(split, fs, spec, path)
 
-        # search, then the two candidates: best trial and default parameters
+        # search, then the two candidates judged on the same folds: best trial and default parameters
         say(f"{name}: Optuna study {study_name} in {settings.optuna_storage_url}; watch it with "
             f"`optuna-dashboard {settings.optuna_storage_url}`")
         tuned = tuning.tune(data, base, cfg, settings.optuna_storage_url, study_name, log_trials=True, workers=workers)
         say(f"{name}: {tuned.n_complete} complete and {tuned.n_pruned} pruned trials"
-            f" ({tuned.new_trials} new); best valid AUC {tuned.best_value:.4f}" if tuned.best_value is not None
+            f" ({tuned.new_trials} new); best CV AUC {tuned.best_value:.4f}" if tuned.best_value is not None
             else f"{name}: no trial completed")
         elsewhere = study_run.finalise_here()
         if elsewhere is not None:  # another `tenure train` of this study run registered the model
             mlflow.set_tags({"tenure.finalised_in": elsewhere["run_id"], "tenure.registered_version": elsewhere["version"]})
             return TrainResult(**elsewhere)
-        baseline_booster, baseline_valid_auc = train_and_score(base, data)
-        if tuned.best_params is not None:
-            tuned_booster, tuned_valid_auc = train_and_score({**base, **tuned.best_params}, data)
-        else:
-            tuned_booster, tuned_valid_auc = None, float("-inf")
-        chosen = "tuned" if tuned_booster is not None and tuned_valid_auc >= baseline_valid_auc else "baseline"
-        booster = tuned_booster if chosen == "tuned" else baseline_booster
-        final_params = {**base, **(tuned.best_params or {})} if chosen == "tuned" else dict(base)
+        baseline_cv = cross_validate(base, data)
+        tuned_cv = None
+        if tuned.best_params is not None:  # the same folds and deterministic LightGBM: the trial's own CV
+            tuned_cv = tuned.best_cv or cross_validate({**base, **tuned.best_params}, data)
+        chosen, se = choose(tuned_cv, baseline_cv, y_dev, cfg.cv.choose_margin_se, cfg.seed)
+        baseline = _candidate(base, baseline_cv, data, cfg)
+        final = baseline if chosen == "baseline" else \
+            _candidate({**base, **(tuned.best_params or {})}, tuned_cv, data, cfg)  # type: ignore[arg-type]
+        final_params, calibration, cv = final.params, final.calibration, final.cv
+        oof = cv.validated
+        probs = {"valid": calibration(cv.oof_raw[oof]), "test": calibration(final.booster.predict(X_test, raw_score=True))}
+        base_probs = {"valid": baseline.calibration(baseline_cv.oof_raw[baseline_cv.validated]),
+                      "test": baseline.calibration(baseline.booster.predict(X_test, raw_score=True))}
+        y_oof = y_dev[oof]
+        metrics = {"valid": _metrics(y_oof, probs["valid"], cfg), "test": _metrics(y_test, probs["test"], cfg),
+                   "baseline_valid": _metrics(y_dev[baseline_cv.validated], base_probs["valid"], cfg),
+                   "baseline_test": _metrics(y_test, base_probs["test"], cfg)}
 
+        # the test metrics are recorded: refit on every row if asked (same rounds, same calibration)
+        if refit_on == "all":
+            booster = refit(final_params, np.vstack([X_dev, X_test]), np.concatenate([y_dev, y_test]), cv.rounds, data)
+            trained_rows = pd.concat([split.train, split.test])
+        else:
+            booster, trained_rows = final.booster, split.train
+        X_fit = np.vstack([X_dev, X_test]) if refit_on == "all" else X_dev  # noqa: N806
         if spec.monotone:
-            sample = X_train[_sample_index(len(X_train), 500, cfg.seed)]
+            sample = X_fit[_sample_index(len(X_fit), 500, cfg.seed)]
             broken = {f: v for f, v in monotone_violations(booster, sample, feature_names, spec.monotone).items()
                       if v > 1e-9}
             if broken:
@@ -417,27 +419,25 @@ def train_task(task_or_spec: str | TaskSpec, featureset_path: Path | str, cfg: T
                     f"{cfg.lightgbm.monotone_constraints_method!r}; use intermediate or basic")
             mlflow.set_tag("tenure.monotone_check", "passed")
 
-        valid_times = split.valid[fs.time_column].reset_index(drop=True)
-        calibration, cal_scores, probs = _calibrated_metrics(booster, data, X_test, y_test, valid_times, cfg)
-        _, _, base_probs = _calibrated_metrics(baseline_booster, data, X_test, y_test, valid_times, cfg)
-        metrics = {"valid": _metrics(y_valid, probs["valid"], cfg), "test": _metrics(y_test, probs["test"], cfg),
-                   "baseline_valid": _metrics(y_valid, base_probs["valid"], cfg),
-                   "baseline_test": _metrics(y_test, base_probs["test"], cfg)}
         flat = {f"{part}_{m}": v for part, ms in metrics.items() for m, v in ms.items()}
-        flat |= {"tuned_valid_es_roc_auc": tuned_valid_auc if tuned_booster is not None else float("nan"),
-                 "baseline_valid_es_roc_auc": baseline_valid_auc, "best_iteration": float(booster.best_iteration),
+        flat |= {"cv_mean_roc_auc": cv.mean, "cv_std_roc_auc": cv.std, "cv_se_roc_auc": se,
+                 "baseline_cv_mean_roc_auc": baseline_cv.mean, "baseline_cv_std_roc_auc": baseline_cv.std,
+                 "tuned_cv_mean_roc_auc": tuned_cv.mean if tuned_cv is not None else float("nan"),
+                 **{f"fold_{i}_roc_auc": a for i, a in enumerate(cv.fold_aucs)},
+                 "best_iteration": float(cv.rounds),
                  "n_trials_complete": float(tuned.n_complete), "n_trials_pruned": float(tuned.n_pruned),
-                 "train_rows": float(len(split.train)), "train_positive_rate": float(y_train.mean()),
+                 "train_rows": float(len(trained_rows)), "train_positive_rate": float(y_dev.mean()),
                  "test_positive_rate": float(y_test.mean()),
-                 **{f"calibration_brier_{m}": v for m, v in cal_scores.items()}}
+                 **{f"calibration_oof_{m}": v for m, v in final.calibration_scores.items()}}
         mlflow.log_metrics(flat)
         if tuned.best_params is not None:
             mlflow.log_params({f"best_{k}": v for k, v in tuned.best_params.items()})
         mlflow.set_tags({"tenure.best_trial": str(tuned.best_trial) if tuned.best_trial is not None else "none",
                          "tenure.chosen": chosen, "tenure.calibration": calibration.method,
                          "tenure.best_params": json.dumps(tuned.best_params or {})})
-        say(f"{name}: chose the {chosen} parameters (valid AUC tuned {tuned_valid_auc:.4f} vs baseline "
-            f"{baseline_valid_auc:.4f}), calibration {calibration.method}; test AUC "
+        tuned_text = f"{tuned_cv.mean:.4f}" if tuned_cv is not None else "none"
+        say(f"{name}: chose the {chosen} parameters (CV AUC tuned {tuned_text} vs baseline {baseline_cv.mean:.4f}, "
+            f"SE {se:.4f}), {cv.rounds} rounds, calibration {calibration.method}; test AUC "
             f"{metrics['test']['roc_auc']:.4f} (baseline {metrics['baseline_test']['roc_auc']:.4f})")
 
         model = TenureModel(
@@ -445,16 +445,17 @@ def train_task(task_or_spec: str | TaskSpec, featureset_path: Path | str, cfg: T
             meta={"task": spec.name, "model_name": name, "run_id": run_id, "featureset_path": str(path),
                   "featureset_hash": fs.content_hash, "id_column": fs.id_column, "time_column": fs.time_column,
                   "label": fs.label, "group_columns": cols["groups"], "split": split_desc, "chosen": chosen,
-                  "params": final_params, "best_iteration": int(booster.best_iteration), "git_commit": commit,
+                  "params": final_params, "best_iteration": int(booster.best_iteration), "refit": refit_on,
+                  "cv_mean_roc_auc": cv.mean, "git_commit": commit,
                   "seed": cfg.seed, "trained_at": pd.Timestamp.now(tz="UTC").isoformat()},
         )
 
         with tempfile.TemporaryDirectory(prefix="tenure-train-") as tmp_dir:
             tmp = Path(tmp_dir)
-            reference = _reference(split.train, cols, feature_names, model, encoder, cfg)
+            reference = _reference(trained_rows, cols, feature_names, model, encoder, cfg)
             (tmp / "reference").mkdir()
             reference.to_parquet(tmp / "reference" / "reference.parquet", index=False)
-            unseen_rows(fs.frame, split.train, [cols["id"], cols["time"], *feature_names]).to_parquet(
+            unseen_rows(fs.frame, trained_rows, [cols["id"], cols["time"], *feature_names]).to_parquet(
                 tmp / UNSEEN_ROWS_ARTIFACT, index=False)
             (tmp / "evaluation").mkdir()
             _prediction_frame(split.test, cols, probs["test"]).to_parquet(
@@ -463,8 +464,12 @@ def train_task(task_or_spec: str | TaskSpec, featureset_path: Path | str, cfg: T
                 tmp / "evaluation" / "valid_predictions.parquet", index=False)
             (tmp / "evaluation" / "metrics.json").write_text(json.dumps({
                 **metrics, "chosen": chosen, "calibration": calibration.to_dict(),
-                "calibration_brier_heldout": cal_scores, "best_trial": tuned.best_trial,
+                "calibration_oof": final.calibration_scores, "best_trial": tuned.best_trial,
                 "best_params": tuned.best_params, "final_params": final_params,
+                "cv": {"chosen": _cv_summary(cv), "baseline": _cv_summary(baseline_cv),
+                       "tuned": _cv_summary(tuned_cv) if tuned_cv is not None else None, "se": se,
+                       "choose_margin_se": cfg.cv.choose_margin_se},
+                "refit": refit_on, "refit_rows": len(trained_rows),
                 "best_iteration": int(booster.best_iteration), "split": split_desc, "columns": cols,
             }, indent=2, default=_json_default))
             (tmp / "config").mkdir()
@@ -478,6 +483,9 @@ def train_task(task_or_spec: str | TaskSpec, featureset_path: Path | str, cfg: T
                         shap_values=X_test[sample], gain=booster.feature_importance("gain"),
                         feature_names=feature_names, title=f"{name} (test)", bins=cfg.evaluation.ece_bins,
                         seed=cfg.seed)
+            plot_calibration(y_oof, {"uncalibrated": Calibration()(cv.oof_raw[oof]),
+                                     f"calibrated ({calibration.method})": probs["valid"]},
+                             tmp / "plots" / OOF_CALIBRATION_PLOT, f"{name} (out of fold)", cfg.evaluation.ece_bins)
             mlflow.log_artifacts(str(tmp))
 
         info = log_tenure_model(model, reference[feature_names].head(5), registered_model_name=name)
@@ -499,6 +507,11 @@ def train_task(task_or_spec: str | TaskSpec, featureset_path: Path | str, cfg: T
 
     say(f"{name}: registered version {version} as {name}@{CHALLENGER} (run {run_id})")
     return result
+
+
+def _cv_summary(cv: CVResult) -> dict[str, Any]:
+    return {"mean_roc_auc": cv.mean, "std_roc_auc": cv.std, "fold_roc_auc": cv.fold_aucs,
+            "best_iterations": cv.best_iterations, "rounds": cv.rounds}
 
 
 def _sample_index(n: int, k: int, seed: int) -> np.ndarray:

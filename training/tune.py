@@ -1,13 +1,18 @@
-"""Optuna search over LightGBM parameters: a seeded TPE sampler, pruning, one nested MLflow run per trial.
+"""Optuna search over LightGBM parameters: a seeded TPE sampler, fold-level pruning, one nested MLflow run per trial.
 
-Reads encoded training data (`training.train.TrainData`) and the search space of the training
-config; writes an Optuna study to the storage URL (SQLite by default, resumable: the same study
-name continues where it stopped) and, when an MLflow run is active, one nested run per trial
-(searched params, `valid_roc_auc`, `best_iteration`, tag `tenure.trial_state`).
+Reads encoded development rows and their folds (`training.cv.TrainData`) and the search space of
+the training config (`tuning.small_search_space` when the development set has fewer than
+`tuning.small_table_rows` rows); writes an Optuna study to the storage URL (SQLite by default,
+resumable: the same study name continues where it stopped) and, when an MLflow run is active, one
+nested run per trial (searched params, `fold_<i>_roc_auc`, `cv_mean_roc_auc`, `cv_std_roc_auc`,
+`best_iteration` (the mean over the folds), tag `tenure.trial_state`).
 
-The objective is `training.train.train_and_score` with the trial's parameters plus a pruning
-callback (`optuna_integration.LightGBMPruningCallback`, reporting the validation AUC every
-`pruning.report_every` rounds); no training code lives here.
+The objective is the CV mean ROC AUC of `training.cv.cross_validate` with the trial's
+parameters; after each fold the running mean is reported to the pruner (step = folds done), so a
+weak trial stops after `pruning.warmup_folds` folds instead of running all of them. No training
+code lives here. A new study's first trials are `tuning.start_points` (LightGBM's defaults and a
+strongly regularised point, clipped into the searched ranges), so the search starts from
+ground at least as good as the defaults on the CV estimate.
 
 Budget: `n_trials` counts the study's finished (complete or pruned) and running trials, including
 those of earlier runs and of other workers (`training.study`: the study-wide budget, a seed per
@@ -26,8 +31,11 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from configs.train import ParamRange, PruningConfig, TrainConfig
-from training.train import TrainData, passive_openmp, train_and_score
+import numpy as np
+
+from configs import ConfigError
+from configs.train import LIGHTGBM_DEFAULTS, ParamRange, PruningConfig, TrainConfig
+from training.cv import TrainData, cross_validate, passive_openmp
 
 TRIAL_STATE_TAG = "tenure.trial_state"
 
@@ -37,11 +45,12 @@ class TuneResult:
     study_name: str
     storage_url: str
     best_params: dict[str, Any] | None  # the searched parameters of the best trial (None: no trial completed)
-    best_value: float | None  # its validation ROC AUC
+    best_value: float | None  # its CV mean ROC AUC
     best_trial: int | None
     n_complete: int
     n_pruned: int
     new_trials: int  # trials run by this call
+    best_cv: Any = None  # the best trial's `training.cv.CVResult` when this process ran it (saves a rerun)
 
 
 def suggest(trial: Any, space: dict[str, ParamRange]) -> dict[str, Any]:
@@ -58,18 +67,37 @@ def suggest(trial: Any, space: dict[str, ParamRange]) -> dict[str, Any]:
     return params
 
 
-def make_pruner(cfg: PruningConfig, n_estimators: int) -> Any:
+def start_point(point: dict[str, Any], space: dict[str, ParamRange]) -> dict[str, Any]:
+    """A start point as searched values: missing parameters take LightGBM's default, every value
+    is clipped into its range (ints rounded); parameters not searched are left out."""
+    out: dict[str, Any] = {}
+    for name, rng in space.items():
+        value = point.get(name, LIGHTGBM_DEFAULTS.get(name))
+        if value is None:
+            raise ConfigError(f"tuning.start_points: {name} is searched and has no LightGBM default here; "
+                              "give it in every start point")
+        if rng.type == "categorical":
+            out[name] = value if value in (rng.choices or []) else (rng.choices or [None])[0]
+            continue
+        value = min(max(float(value), float(rng.low)), float(rng.high))  # type: ignore[arg-type]
+        out[name] = int(round(value)) if rng.type == "int" else value
+    return out
+
+
+def make_pruner(cfg: PruningConfig, n_folds: int) -> Any:
+    """A pruner over folds: step = folds done, value = the running CV mean AUC."""
     import optuna
 
-    if not cfg.enabled:
+    if not cfg.enabled or n_folds < 2:
         return optuna.pruners.NopPruner()
     if cfg.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=max(cfg.report_every, cfg.warmup_steps, 1),
-                                              max_resource=n_estimators, reduction_factor=3)
-    return optuna.pruners.MedianPruner(n_startup_trials=cfg.startup_trials, n_warmup_steps=cfg.warmup_steps)
+        return optuna.pruners.HyperbandPruner(min_resource=max(cfg.warmup_folds, 1), max_resource=n_folds,
+                                              reduction_factor=3)
+    return optuna.pruners.MedianPruner(n_startup_trials=cfg.startup_trials, n_warmup_steps=cfg.warmup_folds)
 
 
-def open_study(cfg: TrainConfig, storage_url: str, study_name: str, worker: str | None = None) -> Any:
+def open_study(cfg: TrainConfig, storage_url: str, study_name: str, worker: str | None = None,
+               n_folds: int = 5) -> Any:
     """Create or load the study with the study-wide budget (`training.study`): a TPE sampler seeded
     per trial (constant liar, for parallel workers) and the configured pruner."""
     import optuna
@@ -81,7 +109,16 @@ def open_study(cfg: TrainConfig, storage_url: str, study_name: str, worker: str 
                                           constant_liar=True)
 
     return open_shared(storage_url, study_name, n_trials=cfg.tuning.n_trials, seed=cfg.seed, make_sampler=sampler,
-                       pruner=make_pruner(cfg.tuning.pruning, cfg.lightgbm.n_estimators), worker=worker)
+                       pruner=make_pruner(cfg.tuning.pruning, n_folds), worker=worker)
+
+
+def enqueue_start_points(study: Any, points: list[dict[str, Any]]) -> None:
+    """Queue the start points as the first trials of a study that has none (once across workers)."""
+    with study.lock():
+        if study.get_trials(deepcopy=False):
+            return
+        for point in points:
+            study.enqueue_trial(point, skip_if_exists=True)
 
 
 def _finished(study: Any) -> tuple[int, int]:
@@ -94,18 +131,19 @@ def _finished(study: Any) -> tuple[int, int]:
 def tune(data: TrainData, base_params: dict[str, Any], cfg: TrainConfig, storage_url: str, study_name: str, *,
          log_trials: bool = True, workers: int = 1, parent_run_id: str | None = None,
          worker_index: int = 0) -> TuneResult:
-    """Run (or resume) the study within the budget; return the best trial's parameters.
+    """Run (or resume) the study within the budget; return the best trial's searched parameters.
 
     `parent_run_id`: the MLflow run the trial runs nest under (default: the active run);
     `worker_index` names a child worker (`training.study`)."""
-    passive_openmp()  # optuna_integration imports lightgbm
+    passive_openmp()
     import optuna
-    from optuna_integration import LightGBMPruningCallback
 
     from training import study as shared
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = open_study(cfg, storage_url, study_name, worker=shared.worker_name(worker_index))
+    study = open_study(cfg, storage_url, study_name, worker=shared.worker_name(worker_index), n_folds=len(data.folds))
+    space = cfg.tuning.space_for(len(data.y))
+    enqueue_start_points(study, [start_point(p, space) for p in cfg.tuning.start_points])
     pruning = cfg.tuning.pruning
     # an active run needs mlflow imported already; not importing it otherwise keeps this fast
     mlflow: Any = sys.modules.get("mlflow") if log_trials else None
@@ -113,36 +151,48 @@ def tune(data: TrainData, base_params: dict[str, Any], cfg: TrainConfig, storage
         parent_run_id = mlflow.active_run().info.run_id
     log_trials = mlflow is not None and parent_run_id is not None
 
+    best_here: dict[str, Any] = {}  # the best trial this process ran, with its out-of-fold scores
+
     def objective(trial: optuna.Trial) -> float:
-        params = {**base_params, **suggest(trial, cfg.tuning.search_space)}
-        rounds = {"done": 0}
+        params = {**base_params, **suggest(trial, space)}
+        folds_done: list[float] = []
 
-        def count(env: Any) -> None:
-            rounds["done"] = env.iteration + 1
+        def report(i: int, aucs: list[float]) -> None:
+            folds_done[:] = aucs
+            if pruning.enabled:
+                trial.report(float(np.mean(aucs)), step=i + 1)
+                if i + 1 < len(data.folds) and trial.should_prune():
+                    raise optuna.TrialPruned()
 
-        callbacks = [count]
-        if pruning.enabled:
-            callbacks.append(LightGBMPruningCallback(trial, "auc", valid_name="valid",
-                                                     report_interval=pruning.report_every))
+        def run() -> Any:
+            cv = cross_validate(params, data, after_fold=report)
+            trial.set_user_attr("fold_roc_auc", cv.fold_aucs)
+            trial.set_user_attr("best_iteration", cv.rounds)
+            if best_here.get("cv") is None or cv.mean > best_here["cv"].mean:
+                best_here.update(cv=cv, number=trial.number)
+            return cv
+
         if not log_trials:
-            return train_and_score(params, data, callbacks)[1]
-        with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True, parent_run_id=parent_run_id) as run:
-            trial.set_user_attr("mlflow_run_id", run.info.run_id)
+            return run().mean
+        with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True, parent_run_id=parent_run_id) as mrun:
+            trial.set_user_attr("mlflow_run_id", mrun.info.run_id)
             mlflow.log_params({**trial.params, "trial_number": trial.number})
             try:
-                booster, score = train_and_score(params, data, callbacks)
+                cv = run()
             except optuna.TrialPruned:
                 mlflow.set_tag(TRIAL_STATE_TAG, "pruned")
-                mlflow.log_metric("pruned_at_iteration", float(rounds["done"]))
+                mlflow.log_metrics({f"fold_{i}_roc_auc": a for i, a in enumerate(folds_done)}
+                                   | {"pruned_after_folds": float(len(folds_done))})
                 pruned = True
             else:
                 pruned = False
-                mlflow.log_metrics({"valid_roc_auc": score, "best_iteration": float(booster.best_iteration)})
+                mlflow.log_metrics({f"fold_{i}_roc_auc": a for i, a in enumerate(cv.fold_aucs)}
+                                   | {"cv_mean_roc_auc": cv.mean, "cv_std_roc_auc": cv.std,
+                                      "best_iteration": float(cv.rounds)})
                 mlflow.set_tag(TRIAL_STATE_TAG, "complete")
-                trial.set_user_attr("best_iteration", int(booster.best_iteration))
         if pruned:
             raise optuna.TrialPruned()
-        return score
+        return cv.mean
 
     complete, pruned_n = _finished(study)
     before = complete + pruned_n
@@ -164,4 +214,5 @@ def tune(data: TrainData, base_params: dict[str, Any], cfg: TrainConfig, storage
         best_value=float(best.value) if best is not None else None,
         best_trial=best.number if best is not None else None,
         n_complete=complete, n_pruned=pruned_n, new_trials=complete + pruned_n - before,
+        best_cv=best_here.get("cv") if best is not None and best_here.get("number") == best.number else None,
     )

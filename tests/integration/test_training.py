@@ -139,7 +139,11 @@ def test_parent_run_tags_params_metrics_and_lineage(trained: dict[str, Any], cli
     assert split["kind"] == "out_of_time"
     assert split["test"] == ["2024-06-01", "2024-08-01"]
     assert pd.Timestamp(split["valid"][1]) + pd.DateOffset(months=6) <= pd.Timestamp(split["test"][0])
-    assert pd.Timestamp(split["train"][1]) + pd.DateOffset(months=6) <= pd.Timestamp(split["valid"][0])
+    assert pd.Timestamp(split["train"][1]) + pd.DateOffset(months=6) <= pd.Timestamp(split["test"][0])
+    assert split["cv"] == "time_series" and split["folds"]
+    for fold in split["folds"]:  # no fold trains on a label window that reaches its validation block
+        assert pd.Timestamp(fold["train"][1]) + pd.DateOffset(months=6) <= pd.Timestamp(fold["valid"][0])
+    assert tags["tenure.refit"] == "non_test"
     assert tags["tenure.chosen"] in ("tuned", "baseline")
     assert tags["tenure.calibration"] in ("none", "platt", "isotonic")
     assert tags["tenure.seed"] == "42" and tags["tenure.git_commit"]
@@ -404,7 +408,11 @@ def test_public_table_reaches_auc_084_on_its_holdout_scored_by_predict(name: str
     res = _invoke(["features", "rdataset", f"modeldata/{name}", "--out", str(tmp_path / "pub")], home)
     assert res.exit_code == 0, res.output
     config = Path(_last_json(res.stdout)["dataset_config"])
-    res = _invoke(["train", "--dataset-config", str(config), "--trials", "15"], home)
+    # refit on the non-test rows, so that the registered model scores the holdout as the run did
+    # (the default for own tables, `refit: all`, also learns from the holdout once it is scored)
+    (tmp_path / "train.yaml").write_text("refit: non_test\n")
+    res = _invoke(["train", "--dataset-config", str(config), "--trials", "15", "--config", str(tmp_path / "train.yaml")],
+                  home)
     assert res.exit_code == 0, res.output
     result = _last_json(res.stdout)
     assert result["model_name"] == name
@@ -430,6 +438,56 @@ def test_public_table_reaches_auc_084_on_its_holdout_scored_by_predict(name: str
     auc = roc_auc_score(y, scores["probability"])
     assert auc == pytest.approx(result["test_metrics"]["roc_auc"], abs=1e-9)
     assert auc >= 0.84, f"{name}: holdout ROC AUC {auc:.4f}"
+
+
+# ---- an own table: cross-validated, refitted on every row ------------------------------------------
+
+def test_own_table_is_cross_validated_and_the_registered_model_is_refitted_on_every_row(tmp_path: Path) -> None:
+    rng = np.random.default_rng(11)
+    n = 900
+    table = pd.DataFrame({"account": np.arange(n), "tenure_months": rng.integers(1, 60, n),
+                          "plan": rng.choice(["basic", "plus", "premium"], n), "rent": rng.gamma(4, 500, n)})
+    logit = -1 + 0.04 * (30 - table["tenure_months"]) + 0.8 * (table["plan"] == "basic")
+    table["left"] = np.where(rng.random(n) < 1 / (1 + np.exp(-logit)), "yes", "no")
+    table.to_csv(tmp_path / "customers.csv", index=False)
+    (tmp_path / "ds.yaml").write_text("name: own_cv\npath: customers.csv\ntarget: left\npositive_label: 'yes'\n"
+                                      "id_column: account\n")
+    home = tmp_path / "home"
+    res = _invoke(["train", "--dataset-config", str(tmp_path / "ds.yaml"), "--trials", "3"], home)
+    assert res.exit_code == 0, res.output
+    result = _last_json(res.stdout)
+    uri = Settings(home=home).tracking_uri
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    run = client.get_run(result["run_id"])
+    tags, metrics = run.data.tags, run.data.metrics
+    split = json.loads(tags["tenure.split"])
+    assert split["cv"] == "stratified_kfold" and len(split["folds"]) == 5
+    assert tags["tenure.refit"] == "all" and run.data.params["refit"] == "all"
+    assert metrics["train_rows"] == n  # the test rows too, once the test metrics were recorded
+    assert {"cv_mean_roc_auc", "cv_std_roc_auc", "cv_se_roc_auc", "baseline_cv_mean_roc_auc",
+            *(f"fold_{i}_roc_auc" for i in range(5))} <= set(metrics)
+    local = Path(client.download_artifacts(result["run_id"], "", str(tmp_path / "art")))
+    assert (local / "plots" / "oof_calibration.png").stat().st_size > 5000
+    assert len(pd.read_parquet(local / "reference" / "unseen_rows.parquet")) == 0
+    assert len(pd.read_parquet(local / "reference" / "reference.parquet")) == n
+    oof = pd.read_parquet(local / "evaluation" / "valid_predictions.parquet")
+    assert len(oof) == split["rows"]["train"]  # every development row scored out of fold
+    # the test metrics are those of the model refitted on the development rows only: the
+    # registered model, which also learned from the test rows, scores them differently
+    test = pd.read_parquet(local / "evaluation" / "test_predictions.parquet")
+    assert roc_auc_score(test["label"], test["probability"]) == pytest.approx(result["test_metrics"]["roc_auc"])
+    model = load_tenure_model(f"runs:/{result['run_id']}/model")
+    rows = table.set_index("account").loc[test["account"]].reset_index()
+    again = model.predict_proba(model.encode_frame(rows.assign(plan=rows["plan"].astype(object))))
+    assert np.abs(again - test["probability"].to_numpy()).max() > 1e-6
+    # every trial ran the folds, each with its per-fold AUCs in its nested run
+    trials = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{result['run_id']}'")
+    assert len(trials) == 3
+    for trial in trials:
+        if trial.data.tags["tenure.trial_state"] == "complete":
+            assert {f"fold_{i}_roc_auc" for i in range(5)} <= set(trial.data.metrics)
+            assert trial.data.metrics["cv_mean_roc_auc"] == pytest.approx(
+                np.mean([trial.data.metrics[f"fold_{i}_roc_auc"] for i in range(5)]))
 
 
 # ---- the synthetic generator, all three tasks ----------------------------------------------------

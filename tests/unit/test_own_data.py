@@ -237,9 +237,14 @@ def test_label_horizon_sizes_the_out_of_time_gap(tmp_path: Path) -> None:
                              SplitConfig(kind="out_of_time", test_snapshots=2, valid_snapshots=2), 0)
     times = {part: sorted(pd.unique(getattr(split, part)[fs.time_column])) for part in ("train", "valid", "test")}
     assert times["test"] == list(months[-2:])
-    # each later period starts 2 months after the last snapshot before it
+    # each later period starts 2 months after the last snapshot before it: the test period after
+    # the development rows, each fold's validation block after its training rows
+    assert times["train"][-1] <= times["test"][0] - pd.DateOffset(months=2)
     assert times["valid"][-1] <= times["test"][0] - pd.DateOffset(months=2)
-    assert times["train"][-1] <= times["valid"][0] - pd.DateOffset(months=2)
+    assert split.folds
+    dev_times = pd.to_datetime(split.train[fs.time_column]).to_numpy()
+    for t, v in split.folds:
+        assert dev_times[t].max() <= pd.Timestamp(dev_times[v].min()) - pd.DateOffset(months=2)
 
 
 def test_parquet_nullable_dtypes_and_zoned_dates(tmp_path: Path) -> None:
@@ -256,7 +261,8 @@ def test_parquet_nullable_dtypes_and_zoned_dates(tmp_path: Path) -> None:
     df.to_parquet(tmp_path / "t.parquet")
     cfg = tmp_path / "d.yaml"
     cfg.write_text("name: m\npath: t.parquet\ntarget: y\npositive_label: 1\nid_column: id\ntime_column: t\n")
-    fs = read_featureset(build_from_dataset_config(cfg, tmp_path / "fs.parquet", Settings(home=tmp_path)))
+    fs = read_featureset(build_from_dataset_config(cfg, tmp_path / "fs.parquet", Settings(home=tmp_path),
+                                                   min_class_rows=1))  # a dtype test: 3 rows of each class
     assert fs.snapshots == [pd.Timestamp("2024-01-31"), pd.Timestamp("2024-02-29")]  # local dates
     assert {f["name"]: f["kind"] for f in fs.features} == {
         "s": "categorical", "b": "numeric", "n": "numeric", "charges": "numeric"}
@@ -388,3 +394,51 @@ def test_cli_reports_a_bad_config_in_one_line(table_csv: Path) -> None:
                              env={"TENURE_HOME": str(table_csv.parent)})
     assert res.exit_code == 2 and "error:" in res.output and "target 'Churn'" in res.output
     assert "Traceback" not in res.output
+
+
+# ---------------------------------------------------------------------------- tables training refuses
+
+def _train_cli(config: Path, home: Path):
+    return CliRunner().invoke(app, ["train", "--dataset-config", str(config), "--trials", "1"],
+                              env={"TENURE_HOME": str(home), "MLFLOW_TRACKING_URI": None, "MLFLOW_REGISTRY_URI": None,
+                                   "TENURE_ARTIFACT_ROOT": None, "TENURE_OPTUNA_STORAGE": None})
+
+
+def _error_lines(output: str) -> list[str]:
+    return [line for line in output.strip().splitlines() if line.strip()]
+
+
+def test_a_table_with_no_usable_feature_is_refused_in_one_line_and_nothing_is_registered(tmp_path: Path) -> None:
+    df = _table(200)
+    # every feature empty or constant: the target varies, nothing explains it
+    df = pd.DataFrame({"customer_id": df["customer_id"], "plan": "basic", "rent": np.nan, "flag": 1,
+                       "churned": df["churned"]})
+    df.to_csv(tmp_path / "flat.csv", index=False)
+    config = _write_config(tmp_path, "flat.csv", drop=[], group_columns=[])
+    home = tmp_path / "home"
+    res = _train_cli(config, home)
+    assert res.exit_code == 2, res.output
+    [line] = _error_lines(res.output)
+    assert str(config) in line and "flat.csv has no usable feature" in line and "empty or constant" in line
+    assert "Traceback" not in res.output
+    assert not (home / "features").exists() or not list((home / "features").rglob("*.parquet"))
+    assert not list(home.rglob("mlflow.db"))  # training never started: nothing logged or registered
+
+
+def test_too_few_rows_of_a_class_names_the_file_and_the_count_and_writes_no_featureset(tmp_path: Path) -> None:
+    df = _table(200)
+    df["churned"] = "No"
+    df.loc[:6, "churned"] = "Yes"  # 7 positives: a 30 % test holdout and 5 folds need 9
+    df.to_csv(tmp_path / "rare.csv", index=False)
+    config = _write_config(tmp_path, "rare.csv")
+    home = tmp_path / "home"
+    res = _train_cli(config, home)
+    assert res.exit_code == 2, res.output
+    [line] = _error_lines(res.output)
+    assert "rare.csv has 7 positive rows" in line and "at least 9" in line and str(config) in line
+    assert "Traceback" not in res.output
+    assert not list(home.rglob("*.parquet"))
+    # building the feature set alone refuses it the same way, and leaves no file behind
+    with pytest.raises(TenureError, match="rare.csv has 7 positive rows"):
+        build_from_dataset_config(config, tmp_path / "out" / "fs.parquet", Settings(home=home))
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())

@@ -31,17 +31,24 @@ def test_out_of_time_split_drops_snapshots_whose_label_window_reaches_the_next_p
     s = split_featureset(df, "snapshot_date", "y", 6, SplitConfig(test_snapshots=3, valid_snapshots=3), seed=0)
     assert s.kind == "out_of_time" and s.gap_months == 6
     assert _months(s.test) == ["2024-06", "2024-07", "2024-08"]
-    # a valid snapshot s needs s + 6 months <= 2024-06: the last one is 2023-12; 2024-01..05 are dropped
-    assert _months(s.valid) == ["2023-10", "2023-11", "2023-12"]
-    # train snapshots need s + 6 months <= 2023-10: up to 2023-04; 2023-05..09 are dropped
-    assert _months(s.train) == ["2023-01", "2023-02", "2023-03", "2023-04"]
-    for earlier, later in ((s.train, s.valid), (s.valid, s.test)):
-        window_end = pd.to_datetime(earlier["snapshot_date"]).max() + pd.DateOffset(months=6)
-        assert window_end <= pd.to_datetime(later["snapshot_date"]).min()
+    # a development snapshot s needs s + 6 months <= 2024-06: the last one is 2023-12; 2024-01..05 are dropped
+    assert _months(s.train)[-1] == "2023-12" and _months(s.train)[0] == "2023-01"
+    # the folds: the last block 2023-10..12 trains up to 2023-04, the one before (2023-07..09) up to 2023-01
+    assert len(s.folds) == 2
+    dev = s.train.reset_index(drop=True)
+    (t1, v1), (t2, v2) = s.folds
+    assert _months(dev.iloc[v2]) == ["2023-10", "2023-11", "2023-12"]
+    assert _months(dev.iloc[t2]) == ["2023-01", "2023-02", "2023-03", "2023-04"]
+    assert _months(dev.iloc[v1]) == ["2023-07", "2023-08", "2023-09"] and _months(dev.iloc[t1]) == ["2023-01"]
+    assert _months(s.valid) == ["2023-07", "2023-08", "2023-09", "2023-10", "2023-11", "2023-12"]
+    window_end = pd.to_datetime(s.train["snapshot_date"]).max() + pd.DateOffset(months=6)
+    assert window_end <= pd.to_datetime(s.test["snapshot_date"]).min()
     desc = s.describe("snapshot_date")
-    assert desc["kind"] == "out_of_time"
-    assert desc["train"] == ["2023-01-01", "2023-04-01"] and desc["test"] == ["2024-06-01", "2024-08-01"]
-    assert desc["rows"] == {"train": 4 * 60, "valid": 3 * 60, "test": 3 * 60}
+    assert desc["kind"] == "out_of_time" and desc["cv"] == "time_series"
+    assert desc["train"] == ["2023-01-01", "2023-12-01"] and desc["test"] == ["2024-06-01", "2024-08-01"]
+    assert desc["rows"] == {"train": 12 * 60, "valid": 6 * 60, "test": 3 * 60}
+    assert desc["folds"][1] == {"train": ["2023-01-01", "2023-04-01"], "valid": ["2023-10-01", "2023-12-01"],
+                                "rows": {"train": 4 * 60, "valid": 3 * 60}}
 
 
 def test_gap_months_zero_gives_contiguous_periods_and_one_month_horizon_drops_nothing() -> None:
@@ -49,8 +56,10 @@ def test_gap_months_zero_gives_contiguous_periods_and_one_month_horizon_drops_no
     s0 = split_featureset(df, "snapshot_date", "y", 6, SplitConfig(gap_months=0), seed=0)
     s1 = split_featureset(df, "snapshot_date", "y", 1, SplitConfig(), seed=0)
     for s in (s0, s1):
-        assert len(s.train) + len(s.valid) + len(s.test) == len(df)
-        assert _months(s.train)[-1] == "2023-04" and _months(s.valid) == ["2023-05", "2023-06", "2023-07"]
+        assert len(s.train) + len(s.test) == len(df)
+        dev = s.train.reset_index(drop=True)
+        t, v = s.folds[-1]
+        assert _months(dev.iloc[t])[-1] == "2023-04" and _months(dev.iloc[v]) == ["2023-05", "2023-06", "2023-07"]
 
 
 def test_too_few_snapshots_for_the_gap_is_a_clear_error() -> None:
@@ -61,22 +70,40 @@ def test_too_few_snapshots_for_the_gap_is_a_clear_error() -> None:
         split_featureset(_panel(3), "snapshot_date", "y", 1, SplitConfig(), seed=0)
 
 
-def test_single_snapshot_uses_a_seeded_stratified_random_split() -> None:
+def test_single_snapshot_uses_a_seeded_stratified_random_split_and_stratified_folds() -> None:
     df = _panel(1, customers=1000, seed=1)
     cfg = SplitConfig()
     s = split_featureset(df, "snapshot_date", "y", 1, cfg, seed=7)
     assert s.kind == "random"
-    ids = [set(part["customer_id"]) for part in (s.train, s.valid, s.test)]
-    assert not (ids[0] & ids[1]) and not (ids[0] & ids[2]) and not (ids[1] & ids[2])
-    assert sum(map(len, ids)) == 1000
-    assert len(s.test) == 300 and len(s.valid) == 140
+    ids = [set(part["customer_id"]) for part in (s.train, s.test)]
+    assert not (ids[0] & ids[1]) and sum(map(len, ids)) == 1000
+    assert len(s.test) == 300 and len(s.train) == 700
     rate = df["y"].mean()
-    for part in (s.train, s.valid, s.test):
+    for part in (s.train, s.test):
         assert part["y"].mean() == pytest.approx(rate, abs=0.01)
+    # 5 stratified folds: every development row validated exactly once
+    assert len(s.folds) == 5
+    validated = np.concatenate([v for _, v in s.folds])
+    assert sorted(validated) == list(range(700))
+    y = s.train["y"].to_numpy()
+    for t, v in s.folds:
+        assert not set(t) & set(v) and len(t) + len(v) == 700
+        assert y[v].mean() == pytest.approx(rate, abs=0.02)
+    assert len(s.valid) == 700
     again = split_featureset(df, "snapshot_date", "y", 1, cfg, seed=7)
     other = split_featureset(df, "snapshot_date", "y", 1, cfg, seed=8)
     assert list(again.test["customer_id"]) == list(s.test["customer_id"])
+    assert all((a[1] == b[1]).all() for a, b in zip(again.folds, s.folds, strict=True))
     assert list(other.test["customer_id"]) != list(s.test["customer_id"])
+
+
+def test_too_few_rows_of_a_class_for_the_folds_names_the_count() -> None:
+    df = _panel(1, customers=200)
+    df["y"] = 0
+    df.loc[:7, "y"] = 1  # 8 positives: a 30 % holdout and 5 folds need 9
+    with pytest.raises(SplitError, match=r"fs.parquet: label y has 8 rows of class 1 .* at least 9"):
+        split_featureset(df, "snapshot_date", "y", 1, SplitConfig(), seed=0, source="fs.parquet")
+    assert len(split_featureset(df, "snapshot_date", "y", 1, SplitConfig(), seed=0, folds=3).folds) == 3
 
 
 def test_forced_kinds() -> None:
