@@ -13,6 +13,7 @@ import training.commands
 from configs.console import user_errors
 from features.commands import data_app, features_app
 from monitoring.commands import compliance, monitor
+from serving.commands import compare as compare_command
 from serving.commands import serve as serve_command
 from training.promote_cli import promote as promote_command
 
@@ -28,7 +29,9 @@ app.add_typer(features_app, name="features")
 app.command("promote")(promote_command)
 app.command("train")(training.commands.train)
 app.command("predict")(training.commands.predict)
+app.command("retrain")(training.commands.retrain)
 app.command("serve")(serve_command)
+app.command("compare")(compare_command)
 app.command("monitor")(monitor)
 app.command("compliance")(compliance)
 

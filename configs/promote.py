@@ -34,6 +34,8 @@ class PromoteConfig(StrictModel):
     psi_epsilon: float = Field(gt=0, le=0.01)
     psi_exclude: list[str] = Field(default_factory=list)
     psi_report_worst: int = Field(ge=1, le=100)
+    min_shadow_days: float = Field(default=0, ge=0, le=3650)
+    min_shadow_rows: int = Field(default=0, ge=0)
 
 
 def load_promote_config(path: Path | str | None = None) -> PromoteConfig:

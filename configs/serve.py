@@ -26,9 +26,24 @@ SERVE_OVERRIDES_ENV = "TENURE_SERVE_OVERRIDES"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+def _env_var_name(name: str) -> str:
+    if not _ENV_NAME.match(name):
+        raise ValueError(f"{name!r} is not an environment variable name (letters, digits, _)")
+    return name
+
+
 class PredictionLogConfig(StrictModel):
     busy_timeout_ms: int = Field(ge=0, le=600_000)
     synchronous: Literal["NORMAL", "FULL"]
+
+
+class ReloadConfig(StrictModel):
+    poll_seconds: float = Field(ge=0, le=86_400)
+    follow_seconds: float = Field(gt=0, le=60)
+    admin_wait_seconds: float = Field(ge=0, le=600)
+    admin_key_env: str
+
+    _env_name = field_validator("admin_key_env")(lambda name: _env_var_name(name))
 
 
 class ServeConfig(StrictModel):
@@ -46,6 +61,9 @@ class ServeConfig(StrictModel):
     outcome_zh: dict[str, str] = Field(default_factory=dict)
     api_key_env: str
     prediction_log: PredictionLogConfig
+    reload: ReloadConfig
+    shadow: list[str] | dict[str, list[str]] = Field(default_factory=list)
+    shadow_queue: int = Field(ge=1, le=1_000_000)
 
     @field_validator("tasks")
     @classmethod
@@ -59,15 +77,28 @@ class ServeConfig(StrictModel):
             raise ValueError(f"tasks listed twice: {sorted({t for t in tasks if tasks.count(t) > 1})}")
         return tasks
 
-    @field_validator("api_key_env")
-    @classmethod
-    def _env_name(cls, name: str) -> str:
-        if not _ENV_NAME.match(name):
-            raise ValueError(f"{name!r} is not an environment variable name (letters, digits, _)")
-        return name
+    _env_name = field_validator("api_key_env")(lambda name: _env_var_name(name))
+
+    def shadow_by_alias(self) -> dict[str, list[str]]:
+        """Shadow alias -> the served tasks it is scored for (`shadow: [a]` means every task)."""
+        out: dict[str, list[str]] = {}
+        if isinstance(self.shadow, list):
+            for alias in self.shadow:
+                out[alias] = list(self.tasks)
+        else:
+            for task, aliases in self.shadow.items():
+                for alias in aliases:
+                    out.setdefault(alias, []).append(task)
+        return out
 
     @model_validator(mode="after")
     def _limits(self) -> ServeConfig:
+        if isinstance(self.shadow, dict):
+            unknown = [t for t in self.shadow if t not in self.tasks]
+            if unknown:
+                raise ValueError(f"shadow: tasks {unknown} are not served (tasks: {self.tasks})")
+        if self.alias in self.shadow_by_alias():
+            raise ValueError(f"shadow: {self.alias!r} is the served alias; shadow another one (e.g. challenger)")
         if self.max_explained_batch_size > self.max_batch_size:
             raise ValueError(f"max_explained_batch_size ({self.max_explained_batch_size}) exceeds "
                              f"max_batch_size ({self.max_batch_size})")

@@ -12,7 +12,7 @@ use only events dated strictly before `s`; "last 6 months" means the six calenda
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from features import schema
 
@@ -34,6 +34,28 @@ class FeatureDef:
     @property
     def dtype(self) -> str:
         return "category" if self.kind == "categorical" else "float64"
+
+    def out_of_range(self, values: Any) -> Any:
+        """Mask of the numbers outside `[min, max]`: the one range rule of the API (the request
+        schema's `ge`/`le`) and batch scoring (`tenure predict`). Missing (NaN) is not out of range."""
+        import numpy as np
+
+        values = np.asarray(values, dtype=np.float64)
+        bad = np.zeros(values.shape, dtype=bool)
+        if self.min is not None:
+            bad |= values < self.min
+        if self.max is not None:
+            bad |= values > self.max
+        return bad
+
+    @property
+    def range_text(self) -> str:
+        """The range rule in words: `between 300 and 850`, `at least 0`, `at most 1`."""
+        if self.min is not None and self.max is not None:
+            return f"between {self.min:g} and {self.max:g}"
+        if self.min is not None:
+            return f"at least {self.min:g}"
+        return f"at most {self.max:g}" if self.max is not None else "any number"
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -50,7 +50,9 @@ class LogWindow:
         return len(self.frame)
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(path: Path) -> tuple[sqlite3.Connection, bool]:
+    """A read-only connection, and whether the table has the `shadow` column (a log written before
+    shadow scoring lacks it: every row there was answered)."""
     path = Path(path)
     if not path.exists():
         raise PredictionLogError(f"prediction log {path} does not exist; serve the model (`tenure serve`) "
@@ -60,25 +62,29 @@ def _connect(path: Path) -> sqlite3.Connection:
         cols = [r[1] for r in con.execute(f"PRAGMA table_info({TABLE})")]
     except sqlite3.DatabaseError as exc:
         raise PredictionLogError(f"prediction log {path} is not a readable SQLite database: {exc}") from exc
-    missing = [c for c in LOG_COLUMNS if c not in cols]
+    missing = [c for c in LOG_COLUMNS if c not in cols and c != "shadow"]
     if missing:
         con.close()
         if not cols:
             raise PredictionLogError(f"prediction log {path} has no table {TABLE!r}")
         raise PredictionLogError(f"prediction log {path}: table {TABLE!r} lacks columns {missing}")
-    return con
+    return con, "shadow" in cols
 
 
 def read_log(path: Path | str, *, task: str | None = None, model_name: str | None = None,
              model_version: str | int | None = None, since: str | None = None, until: str | None = None,
-             features: Sequence[Mapping[str, Any]] = ()) -> LogWindow:
+             features: Sequence[Mapping[str, Any]] = (), shadow: bool | None = False) -> LogWindow:
     """Log rows matching the filters (`since` inclusive, `until` exclusive, on `scored_at`).
+
+    `shadow`: False (default) reads the answered rows only, True a shadow challenger's rows only,
+    None both.
 
     `path`: the SQLite file, or a `postgresql://` URL. `features` are feature definitions (`name`,
     `kind`, `categories`) to expand from the JSON; keys of the JSON not named there are ignored,
     and a feature absent from a row is missing.
     """
-    equals = {"task": task, "model_name": model_name, "model_version": model_version}
+    equals = {"task": task, "model_name": model_name, "model_version": model_version,
+              "shadow": None if shadow is None else int(shadow)}
     bounds = utc_bound(since, "--since"), utc_bound(until, "--until")
     acc = _Columns()
     if is_postgres_url(path):
@@ -90,8 +96,14 @@ def read_log(path: Path | str, *, task: str | None = None, model_name: str | Non
 
 def _read_sqlite(path: Path, equals: Mapping[str, Any], since: str | None, until: str | None,
                  features: Sequence[Mapping[str, Any]], acc: _Columns) -> dict[str, int]:
-    sql, args = select_sql(LOG_COLUMNS, dict(equals), since, until)
-    con = _connect(path)
+    con, has_shadow = _connect(path)
+    equals = dict(equals)
+    columns = list(LOG_COLUMNS)
+    if not has_shadow:  # an older log: every row was answered
+        columns[columns.index("shadow")] = "0 AS shadow"
+        if equals.pop("shadow", None) == 1:
+            equals["row_id"] = -1  # no row
+    sql, args = select_sql(columns, equals, since, until)
     non_numeric: dict[str, int] = {}
     try:
         cursor = con.execute(sql, args)
@@ -122,7 +134,7 @@ def _frame(acc: _Columns, features: Sequence[Mapping[str, Any]]) -> pd.DataFrame
         elif c == "scored_at":
             out[c] = pd.DatetimeIndex(acc.array(c, "datetime64[ns]")).tz_localize("UTC")
         else:
-            out[c] = acc.array(c, {"row_id": "int64", "probability": "float64"}.get(c, "object"))
+            out[c] = acc.array(c, {"row_id": "int64", "probability": "float64", "shadow": "int64"}.get(c, "object"))
     for f in features:
         if f["kind"] == "numeric":
             out[f["name"]] = acc.array(f["name"], "float64")

@@ -13,7 +13,8 @@
 # server binaries come from PATH or Debian's postgresql package (installed with apt-get when
 # missing and run as root). Knobs: TEAM_PG_PORT, TEAM_MLFLOW_PORT, TEAM_DASK_PORT (default: free
 # ports), TEAM_DASK_WORKERS (2), TEAM_DASK_MEMORY (per worker, 3GiB), TEAM_MLFLOW_WORKERS (2),
-# TEAM_SERVICES (what to start: "postgres mlflow dask"; the tests start "postgres" alone).
+# TEAM_SERVICES (what to start: "postgres mlflow dask"; the tests start "postgres" alone),
+# TEAM_WAIT (seconds to wait for the MLflow server and for the Dask cluster: 120; more on a loaded machine).
 # Against real shared services nothing here is needed: export the same variables with their URLs.
 set -euo pipefail
 
@@ -129,9 +130,9 @@ start_mlflow() {
     --host 127.0.0.1 --port "$MLFLOW_PORT" --workers "${TEAM_MLFLOW_WORKERS:-2}" \
     >"$STATE/mlflow.log" 2>&1 </dev/null &
   echo $! >"$STATE/mlflow.pid"
-  wait_for "MLflow server on http://127.0.0.1:$MLFLOW_PORT" 120 \
+  wait_for "MLflow server on http://127.0.0.1:$MLFLOW_PORT" "${TEAM_WAIT:-120}" \
     "$PY" -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$MLFLOW_PORT/health', timeout=2)" \
-    || die "the MLflow server did not answer /health within 120 s; see $STATE/mlflow.log"
+    || die "the MLflow server did not answer /health within ${TEAM_WAIT:-120} s; see $STATE/mlflow.log (TEAM_WAIT)"
 }
 
 start_dask() {
@@ -142,12 +143,12 @@ start_dask() {
     --nworkers "${TEAM_DASK_WORKERS:-2}" --nthreads 1 --memory-limit "${TEAM_DASK_MEMORY:-3GiB}" \
     --local-directory "$STATE/dask-worker-space" >"$STATE/dask-worker.log" 2>&1 </dev/null &
   echo $! >"$STATE/dask-worker.pid"
-  wait_for "Dask scheduler on tcp://127.0.0.1:$DASK_PORT with ${TEAM_DASK_WORKERS:-2} workers" 60 \
+  wait_for "Dask scheduler on tcp://127.0.0.1:$DASK_PORT with ${TEAM_DASK_WORKERS:-2} workers" "${TEAM_WAIT:-120}" \
     "$PY" -c "
 from distributed import Client
 with Client('tcp://127.0.0.1:$DASK_PORT', timeout=2) as c:
     assert len(c.scheduler_info(n_workers=-1)['workers']) >= ${TEAM_DASK_WORKERS:-2}" \
-    || die "the Dask cluster did not come up within 60 s; see $STATE/dask-*.log"
+    || die "the Dask cluster did not come up within ${TEAM_WAIT:-120} s; see $STATE/dask-*.log (TEAM_WAIT)"
 }
 
 up() {

@@ -84,3 +84,28 @@ def serve(
     finally:
         signal.signal(signal.SIGTERM, previous)
     raise typer.Exit(code=code)
+
+
+@user_errors
+def compare(
+    task: Annotated[str, typer.Option(help="default_risk | churn | upsell.")],
+    since: Annotated[str | None, typer.Option(help="Window start, ISO 8601 (inclusive, on scored_at).")] = None,
+    until: Annotated[str | None, typer.Option(help="Window end, ISO 8601 (exclusive).")] = None,
+    outcomes: Annotated[Path | None, typer.Option(help="Dataset folder whose labels are joined to the logged rows "
+                                                       "(customer_ref, as_of) to compare ROC AUC.")] = None,
+    settings: SettingsOpt = None,
+) -> None:
+    """Champion against shadow challenger on the same live rows of the prediction log: score
+    agreement (Spearman, mean |diff|), tier changes and, with --outcomes, ROC AUC. JSON on stdout."""
+    from configs.settings import load_settings
+    from serving.compare import compare_shadow, format_report
+
+    resolved = load_settings(settings)
+    labels = None
+    if outcomes is not None:
+        from monitoring.performance import outcome_labels
+
+        labels, _ = outcome_labels(outcomes, task)
+    report = compare_shadow(resolved.prediction_log_target, task, since=since, until=until, labels=labels)
+    typer.echo(format_report(report), err=True)
+    typer.echo(json.dumps(report, indent=2, default=str))

@@ -6,7 +6,8 @@ Writes the table `predictions` of the database named by `TENURE_PREDICTION_LOG=p
     row_id BIGINT identity, request_id TEXT, scored_at TIMESTAMPTZ, task TEXT, model_name TEXT,
     model_version TEXT, run_id TEXT, customer_ref TEXT, as_of DATE NULL, features JSONB (the
     model's feature values as scored), probability DOUBLE PRECISION, tier TEXT, action TEXT,
-    shadow INTEGER NOT NULL DEFAULT 0 (1 = a shadow challenger's score, not answered)
+    shadow INTEGER NOT NULL DEFAULT 0 (1 = a shadow challenger's score, not answered; added to
+    a table written by an older release)
 
 with an index on (model_name, model_version, scored_at). The guarantee is the SQLite log's: one
 request is one transaction, committed before the service answers; a write that cannot be
@@ -25,7 +26,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from configs.settings import redact_url as redact
-from serving.prediction_log import COLUMNS, INSERT_COLUMNS, TABLE, LogRow, PredictionLogError
+from serving.prediction_log import (
+    ADDED_COLUMNS,
+    COLUMNS,
+    INSERT_COLUMNS,
+    TABLE,
+    LogRow,
+    PredictionLogError,
+)
 
 # the typed PostgreSQL column of every log column (the SQLite log stores them as TEXT/REAL/INTEGER)
 PG_TYPES: dict[str, str] = {
@@ -75,6 +83,8 @@ def ensure_schema(con: Any, where: str) -> None:
     with con.transaction():
         con.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
         con.execute(SCHEMA_SQL)
+        for name, definition in ADDED_COLUMNS:  # a table written by an older release
+            con.execute(f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS {name} {definition}")
         con.execute(INDEX_SQL)
     cols = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
                                       "WHERE table_schema = current_schema() AND table_name = %s", (TABLE,))}
@@ -136,6 +146,13 @@ class PostgresPredictionLog:
             self._discard(con)  # a broken or aborted connection is reopened by the next write
             raise PredictionLogError(f"writing {len(rows)} rows to the prediction log {self.where} failed: "
                                      f"{_reason(exc)}") from exc
+
+    def checkpoint(self) -> None:
+        """Nothing to do: PostgreSQL checkpoints itself."""
+
+    def try_write(self, rows: Sequence[LogRow]) -> bool:
+        """Always False: a PostgreSQL write goes over the network, so the service makes it off the event loop."""
+        return not rows
 
     def close(self) -> None:
         with self._lock:

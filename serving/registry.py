@@ -185,9 +185,9 @@ def load_models(refs: Mapping[str, ChampionRef], accepted: Mapping[str, Mapping[
         if issues:
             problems.extend(issues)
             continue
-        served[task] = ServedModel.build(task=task, model_name=ref.model_name, version=ref.version,
+        served[task] = ServedModel.build(task=ref.task, model_name=ref.model_name, version=ref.version,
                                          run_id=ref.run_id, alias=ref.alias, model=model,
-                                         outcome_zh=(outcome_zh or {}).get(task))
+                                         outcome_zh=(outcome_zh or {}).get(ref.task))
     if problems:
         raise RegistryError("cannot serve these models: " + "; ".join(problems))
     return served

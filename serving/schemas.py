@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainValidator,
@@ -31,7 +32,10 @@ from features.definitions import FeatureDef
 # bump when a response or request field changes meaning or disappears
 SCHEMA_VERSION = "1"
 CUSTOMER_REF_MAX = 128
-_CUSTOMER_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$")
+# `\Z`, not `$`: Python's `$` also matches before a trailing line feed ("C-1\n" would pass)
+_CUSTOMER_REF = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.:\-]*\Z")
+# the same rule in the OpenAPI document (ECMA-262 regex: `$` is the end of the text there)
+_CUSTOMER_REF_JSON = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$"
 _REF_RULE = (f"a non-negative integer or a string of 1 to {CUSTOMER_REF_MAX} letters, digits, '_', '.', ':' "
              "or '-' starting with a letter or digit")
 
@@ -54,13 +58,23 @@ CustomerRef = Annotated[
     PlainValidator(_customer_ref),
     WithJsonSchema({
         "anyOf": [
-            {"type": "string", "minLength": 1, "maxLength": CUSTOMER_REF_MAX, "pattern": _CUSTOMER_REF.pattern},
+            {"type": "string", "minLength": 1, "maxLength": CUSTOMER_REF_MAX, "pattern": _CUSTOMER_REF_JSON},
             {"type": "integer", "minimum": 0},
         ],
         "description": "Pseudonymous customer reference (" + _REF_RULE + "); echoed and logged as text.",
         "examples": ["C-000123"],
     }),
 ]
+
+
+def _date_as_text(value: Any) -> Any:
+    """`as_of` is a date sent as text (or null): a number would otherwise pass as days since 1970."""
+    if isinstance(value, int | float | bool):
+        raise PydanticCustomError("date_type", "as_of must be a date as text, e.g. 2025-03-01, or null")
+    return value
+
+
+AsOf = Annotated[dt.date | None, BeforeValidator(_date_as_text)]
 
 
 def _describe(defn: FeatureDef) -> str:
@@ -108,7 +122,7 @@ def build_customer_model(features: Sequence[FeatureDef], *, name: str = "Custome
     """
     fields: dict[str, Any] = {
         "customer_id": (CustomerRef, Field(description="Pseudonymous customer reference; required.")),
-        "as_of": (dt.date | None, Field(default=None, description=(
+        "as_of": (AsOf, Field(default=None, description=(
             "Date the feature values describe (ISO 8601, e.g. 2025-03-01); logged with the prediction."))),
     }
     for defn in features:
@@ -127,7 +141,7 @@ def build_batch_model(customer: type[BaseModel], max_batch_size: int, *, name: s
     fields: dict[str, Any] = {
         "customers": (list[customer], Field(min_length=1, max_length=max_batch_size,  # type: ignore[valid-type]
                                             description=f"1 to {max_batch_size} customers.")),
-        "explain": (bool, Field(default=False, description=(
+        "explain": (bool, Field(default=False, strict=True, description=(
             "Also return the top reasons (SHAP) per customer and task; slower, and limited to fewer "
             "customers per request (see /model_info)."))),
     }
@@ -250,6 +264,17 @@ class ServedModelInfo(_Out):
     tiers: list[TierInfo]
 
 
+class ReloadInfo(_Out):
+    """The last hot reload (registry poll or POST /admin/reload): what is served since when, or why
+    a new version was refused (the previous models are still served then)."""
+
+    state: Literal["loaded", "reloaded", "unchanged", "failed"]
+    at: str = Field(description="When the state was reached (ISO 8601, UTC).")
+    error: str | None = Field(default=None, description="Why the last reload failed (the old models serve).")
+    shadow_dropped: int = Field(default=0, description="Requests left unscored by the shadow challengers "
+                                                       "because they fell behind.")
+
+
 class ModelInfoResponse(_Out):
     """What the service serves: models, versions, run ids, the feature schema and the limits."""
 
@@ -259,6 +284,10 @@ class ModelInfoResponse(_Out):
     max_explained_batch_size: int
     top_reasons: int
     models: list[ServedModelInfo]
+    shadow: list[ServedModelInfo] = Field(default_factory=list, description=(
+        "Shadow challengers: scored on the same requests off the answer path and logged with shadow = 1, "
+        "never answered."))
+    reload: ReloadInfo | None = Field(default=None, description="The last hot reload of the served models.")
     features: list[FeatureInfo] = Field(description="Every feature the request accepts.")
 
 

@@ -7,7 +7,10 @@ calibration -> the task spec's tier. The results are those of `Booster.predict` 
 (the same C++ predictor underneath). Batches go through `TenureModel` on the whole matrix.
 
 Every scored customer and task is appended to the prediction log before a result is returned
-(`PredictionLog.write` raises if it cannot, and nothing is returned). Reads nothing else.
+(`PredictionLog.write` raises if it cannot, and nothing is returned); the service uses the
+`*_unlogged` methods to write the rows itself (on the event loop when the log is free, else in a
+thread). Shadow challengers (`shadows`) score the same records afterwards in one background
+thread and log with shadow = 1; they never change, delay or fail an answer. Reads nothing else.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import contextlib
 import ctypes
 import datetime as dt
 import logging
+import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +29,7 @@ import numpy as np
 
 from configs import TenureError
 from models import TaskSpec
-from serving.prediction_log import LogRow, PredictionLog, features_json, utc_now_iso
+from serving.prediction_log import LogRow, PredictionLogWriter, features_json, utc_now_iso
 from serving.reasons import ReasonWriter
 from serving.schemas import (
     SCHEMA_VERSION,
@@ -35,6 +39,7 @@ from serving.schemas import (
     ModelInfoResponse,
     ModelRef,
     PredictResponse,
+    ReloadInfo,
     ScoreResponse,
     ServedModelInfo,
     TaskScore,
@@ -190,20 +195,29 @@ def _as_of_text(value: Any) -> str | None:
 
 
 class Scorer:
-    """Scores validated records with the served models and logs every prediction."""
+    """Scores validated records with the served models and logs every prediction.
 
-    def __init__(self, models: Mapping[str, ServedModel], log: PredictionLog, *, top_reasons: int = 3,
+    `models` (task -> champion) and `shadows` (task -> challengers scored off the answer path) are
+    replaced as a whole by `swap` (hot reload): a request reads them once, so it is scored and
+    logged by one version per task, and its answer names that version.
+    """
+
+    def __init__(self, models: Mapping[str, ServedModel], log: PredictionLogWriter, *, top_reasons: int = 3,
                  max_explained_batch_size: int = 100, max_batch_size: int = 1000, api_key_required: bool = False,
-                 features: Sequence[FeatureInfo] | None = None):
+                 features: Sequence[FeatureInfo] | None = None,
+                 shadows: Mapping[str, Sequence[ServedModel]] | None = None, shadow_queue: int = 10_000):
         if not models:
             raise ValueError("a Scorer needs at least one served model")
-        self.models = dict(models)
+        self.models: dict[str, ServedModel] = dict(models)
+        self.shadows: dict[str, tuple[ServedModel, ...]] = {t: tuple(s) for t, s in (shadows or {}).items() if s}
         self.log = log
         self.top_reasons = top_reasons
         self.max_batch_size = max_batch_size
         self.max_explained_batch_size = max_explained_batch_size
         self.api_key_required = api_key_required
         self._features = list(features) if features is not None else self._model_features()
+        self.reload_status: dict[str, Any] = {"state": "loaded", "at": utc_now_iso(), "error": None}
+        self._shadow = ShadowWorker(self, shadow_queue)
 
     def _model_features(self) -> list[FeatureInfo]:
         seen: dict[str, FeatureInfo] = {}
@@ -218,6 +232,13 @@ class Scorer:
         except KeyError:
             raise ScoringError(f"task {task!r} is not served here; served tasks: {', '.join(self.models)}") from None
 
+    def swap(self, models: Mapping[str, ServedModel], shadows: Mapping[str, Sequence[ServedModel]]) -> None:
+        """Serve `models` and `shadows` from the next request on (one assignment each: atomic for requests)."""
+        if set(models) != set(self.models):
+            raise ValueError(f"a swap must serve the same tasks ({sorted(self.models)}), got {sorted(models)}")
+        self.shadows = {t: tuple(s) for t, s in shadows.items() if s}
+        self.models = dict(models)
+
     # ---- one customer ---------------------------------------------------------------------
     def _score_task(self, served: ServedModel, record: Mapping[str, Any], explain: bool) -> TaskScore:
         x = served.model.encode_record(record)
@@ -230,31 +251,48 @@ class Scorer:
         return TaskScore(probability=probability, **served.decision(probability), model=served.ref,
                          explanation=explanation)
 
-    def _row(self, request_id: str, scored_at: str, served: ServedModel, record: Mapping[str, Any],
-             score: TaskScore) -> LogRow:
+    @staticmethod
+    def _row(request_id: str, scored_at: str, served: ServedModel, record: Mapping[str, Any], probability: float,
+             tier: str, action: str, shadow: int = 0) -> LogRow:
         return (request_id, scored_at, served.task, served.model_name, served.version, served.run_id,
                 str(record["customer_id"]), _as_of_text(record.get("as_of")),
-                features_json(served.features_of(record)), score.probability, score.tier, score.action)
+                features_json(served.features_of(record)), probability, tier, action, shadow)
 
-    def score(self, record: Mapping[str, Any], *, explain: bool = True) -> ScoreResponse:
-        """Every served task for one customer, with the top reasons; logged before returning."""
+    def score_unlogged(self, record: Mapping[str, Any], *, explain: bool = True) -> tuple[ScoreResponse, list[LogRow]]:
+        """Every served task for one customer, with the top reasons, and the log rows to write first."""
+        models = self.models
         request_id, scored_at = str(uuid.uuid4()), utc_now_iso()
-        scores = {task: self._score_task(served, record, explain) for task, served in self.models.items()}
-        self.log.write([self._row(request_id, scored_at, self.models[t], record, s) for t, s in scores.items()])
+        scores = {task: self._score_task(served, record, explain) for task, served in models.items()}
+        rows = [self._row(request_id, scored_at, models[t], record, s.probability, s.tier, s.action)
+                for t, s in scores.items()]
         return ScoreResponse(request_id=request_id, scored_at=scored_at, customer_id=str(record["customer_id"]),
-                             as_of=record.get("as_of"), scores=scores)
+                             as_of=record.get("as_of"), scores=scores), rows
 
-    def predict(self, task: str, record: Mapping[str, Any]) -> PredictResponse:
-        """One task for one customer, no reasons (the fast path); logged before returning."""
+    def predict_unlogged(self, task: str, record: Mapping[str, Any]) -> tuple[PredictResponse, list[LogRow]]:
+        """One task for one customer, no reasons (the fast path), and the log row to write first."""
         served = self.served(task)
         request_id, scored_at = str(uuid.uuid4()), utc_now_iso()
         score = self._score_task(served, record, explain=False)
-        self.log.write([self._row(request_id, scored_at, served, record, score)])
+        row = self._row(request_id, scored_at, served, record, score.probability, score.tier, score.action)
         return PredictResponse(request_id=request_id, scored_at=scored_at, task=task,
                                customer_id=str(record["customer_id"]), as_of=record.get("as_of"),
                                probability=score.probability, tier=score.tier, action=score.action,
                                action_en=score.action_en, action_zh=score.action_zh, params=score.params,
-                               model=score.model)
+                               model=score.model), [row]
+
+    def score(self, record: Mapping[str, Any], *, explain: bool = True) -> ScoreResponse:
+        """Every served task for one customer, with the top reasons; logged before returning."""
+        response, rows = self.score_unlogged(record, explain=explain)
+        self.log.write(rows)
+        self.shadow_later(rows, [record])
+        return response
+
+    def predict(self, task: str, record: Mapping[str, Any]) -> PredictResponse:
+        """One task for one customer, no reasons (the fast path); logged before returning."""
+        response, rows = self.predict_unlogged(task, record)
+        self.log.write(rows)
+        self.shadow_later(rows, [record])
+        return response
 
     # ---- many customers -------------------------------------------------------------------
     def score_batch(self, records: Sequence[Mapping[str, Any]], *, explain: bool = False) -> BatchResponse:
@@ -266,9 +304,10 @@ class Scorer:
         if explain and len(records) > self.max_explained_batch_size:
             raise ScoringError(f"customers: {len(records)} customers with explain=true, at most "
                                f"{self.max_explained_batch_size} per request (or send explain=false)")
+        models = self.models
         request_id, scored_at = str(uuid.uuid4()), utc_now_iso()
         per_task: dict[str, list[TaskScore]] = {}
-        for task, served in self.models.items():
+        for task, served in models.items():
             X = served.model.encode_records(records)  # noqa: N806
             raw = served.model.raw_score(X, num_threads=1)
             probs = served.model.calibration(raw)
@@ -280,22 +319,89 @@ class Scorer:
                                if contrib is not None else None)
                 out.append(TaskScore(probability=p, **served.decision(p), model=served.ref, explanation=explanation))
             per_task[task] = out
-        rows = [self._row(request_id, scored_at, self.models[task], record, scores[i])
-                for i, record in enumerate(records) for task, scores in per_task.items()]
+        rows = [self._row(request_id, scored_at, models[task], record, s[i].probability, s[i].tier, s[i].action)
+                for i, record in enumerate(records) for task, s in per_task.items()]
         self.log.write(rows)
+        self.shadow_later(rows, records)
         results = [CustomerScores(customer_id=str(record["customer_id"]), as_of=record.get("as_of"),
                                   scores={task: scores[i] for task, scores in per_task.items()})
                    for i, record in enumerate(records)]
         return BatchResponse(request_id=request_id, scored_at=scored_at, count=len(results), results=results)
+
+    # ---- shadow challengers (off the answer path) -------------------------------------------
+    def shadow_later(self, rows: Sequence[LogRow], records: Sequence[Mapping[str, Any]]) -> None:
+        """Queue the shadow scoring of the tasks `rows` answered for `records` (no-op without shadows)."""
+        if self.shadows:
+            self._shadow.submit(rows[0][0], list(dict.fromkeys(r[2] for r in rows)), records)
+
+    def shadow_rows(self, request_id: str, tasks: Sequence[str], records: Sequence[Mapping[str, Any]]) -> list[LogRow]:
+        """The shadow challengers' log rows (shadow = 1) for `records` scored by `tasks`."""
+        shadows, scored_at, rows = self.shadows, utc_now_iso(), []
+        for task in tasks:
+            for served in shadows.get(task, ()):
+                X = served.model.encode_records(records)  # noqa: N806
+                probs = served.model.calibration(served.model.raw_score(X, num_threads=1))
+                for record, p in zip(records, probs, strict=True):
+                    d = served.decision(float(p))
+                    rows.append(self._row(request_id, scored_at, served, record, float(p), d["tier"], d["action"], 1))
+        return rows
+
+    def close(self) -> None:
+        """Stop the shadow worker (it finishes what is queued) and close the log."""
+        self._shadow.close()
+        self.log.close()
 
     # ---- metadata -------------------------------------------------------------------------
     def model_info(self) -> ModelInfoResponse:
         return ModelInfoResponse(
             schema_version=SCHEMA_VERSION, api_key_required=self.api_key_required,
             max_batch_size=self.max_batch_size, max_explained_batch_size=self.max_explained_batch_size,
-            top_reasons=self.top_reasons, models=[m.info() for m in self.models.values()], features=self._features)
+            top_reasons=self.top_reasons, models=[m.info() for m in self.models.values()],
+            shadow=[m.info() for ss in self.shadows.values() for m in ss],
+            reload=ReloadInfo(**self.reload_status, shadow_dropped=self._shadow.dropped), features=self._features)
 
-    def close(self) -> None:
-        for served in self.models.values():
-            served.predictor.close()
-        self.log.close()
+
+class ShadowWorker:
+    """One thread that scores queued requests with the shadow challengers and logs them (shadow = 1).
+
+    The queue is bounded: when the challengers fall behind, requests are left unscored and counted
+    in `dropped` (shown by /model_info) rather than holding memory or the answers."""
+
+    def __init__(self, scorer: Scorer, maxsize: int):
+        import queue
+
+        self.scorer = scorer
+        self.queue: queue.Queue = queue.Queue(maxsize=max(1, maxsize))
+        self.dropped = 0
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, request_id: str, tasks: list[str], records: Sequence[Mapping[str, Any]]) -> None:
+        import queue
+
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="tenure-shadow", daemon=True)
+                self._thread.start()
+        try:
+            self.queue.put_nowait((request_id, tasks, list(records)))
+        except queue.Full:
+            self.dropped += 1
+
+    def _run(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            try:
+                rows = self.scorer.shadow_rows(*item)
+                if rows:
+                    self.scorer.log.write(rows)
+            except Exception as exc:  # noqa: BLE001 - a challenger's failure never reaches an answer
+                logger.warning("shadow scoring of request %s failed: %s", item[0], exc)
+
+    def close(self, timeout: float = 10.0) -> None:
+        if self._thread is not None:
+            self.queue.put(None)
+            self._thread.join(timeout)
+            self._thread = None

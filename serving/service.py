@@ -7,25 +7,35 @@ Endpoints (OpenAPI document at /docs.json, Swagger UI at / and /docs):
 - `GET` or `POST /model_info`: served models, versions, run ids, the feature schema, limits;
 - `GET /healthz`, `/livez` (process up) and `/readyz` (models loaded): always open.
 
-At start (main process, before workers) each task's champion is resolved in the MLflow registry,
-copied to a temporary folder and checked; if one is missing or the registry is unreachable the
-server exits with code 2 and one line saying what to do. Every worker then loads those pinned
-copies once (without touching the registry); the folder is removed when the server stops. Settings come from the environment
+- `POST /admin/reload` (admin key in `X-Admin-Key`): follow the registry's aliases now.
+
+At start (main process, before workers) the address is checked (a busy port: one line, exit 2;
+a non-loopback address without an API key: a warning), each task's champion (and shadow
+challenger) is resolved in the MLflow registry, copied to a temporary folder and checked; if one
+is missing or the registry is unreachable the server exits with code 2 and one line saying what
+to do. Every worker then loads those pinned copies (without touching the registry) and follows
+the aliases afterwards (hot reload, serving.reload); the folder is removed when the server
+stops. The bind address defaults to 127.0.0.1 however the server is started. Settings come from the environment
 (`MLFLOW_TRACKING_URI`, `TENURE_PREDICTION_LOG`, `TENURE_HOME`, see configs.settings) and the
 serving config from `configs/serve.yaml` (+ `TENURE_SERVE_CONFIG`, `TENURE_SERVE_OVERRIDES`).
-Writes every prediction to the prediction log before answering.
+Writes every prediction to the prediction log before answering: on the event loop when the log is
+free (the fast path), in a thread when another writer holds it, so a locked log never blocks the
+worker's other requests (`/livez` included).
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
+import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import anyio
 import bentoml
 from pydantic import BaseModel, ValidationError, create_model
 from starlette.applications import Starlette
@@ -39,10 +49,20 @@ from configs.settings import load_settings
 from features.definitions import FEATURES
 from serving import schemas
 from serving.guard import RequestGuard, error_body
-from serving.prediction_log import PredictionLogError
+from serving.openapi import OpenAPIDocument, conform
+from serving.prediction_log import LogRow, PredictionLogError
+from serving.reload import Reloader
 from serving.schemas import build_batch_model, build_customer_model
 from serving.scoring import Scorer, ScoringError
-from serving.startup import api_key_from_env, pin, preflight, start_scorer
+from serving.startup import (
+    api_key_from_env,
+    bind_address,
+    check_port_free,
+    is_loopback,
+    pin,
+    preflight,
+    start_worker,
+)
 
 logger = logging.getLogger("bentoml.serve.tenure")
 
@@ -62,7 +82,9 @@ PredictResponse = _io(schemas.PredictResponse)
 ModelInfoResponse = _io(schemas.ModelInfoResponse)
 
 PREDICT_ROUTES = {"default_risk": "/predict_default_risk", "churn": "/predict_churn", "upsell": "/predict_upsell"}
-PROTECTED = ("/score", "/score_batch", "/model_info", *PREDICT_ROUTES.values())
+SCORING = ("/score", "/score_batch", *PREDICT_ROUTES.values())
+PROTECTED = (*SCORING, "/model_info")
+ADMIN = ("/admin/reload",)
 
 
 class _QuietValidationErrors(logging.Filter):
@@ -92,6 +114,7 @@ def _log_failure(exc: PredictionLogError) -> Response:
     name="Tenure",
     workers=CONFIG.workers,
     traffic={"timeout": CONFIG.timeout_seconds},
+    http={"host": CONFIG.host, "port": CONFIG.port},  # `bentoml serve` without --host binds these too
     labels={"project": "tenure"},
     **({} if CONFIG.trace_requests else {"tracing": {"excluded_urls": list(PROTECTED)}}),
 )
@@ -105,24 +128,35 @@ class Tenure:
 
     @bentoml.on_deployment
     def pin_champions() -> None:  # type: ignore[misc]  # BentoML calls deployment hooks without self
-        """Main process, before any worker: resolve and check every champion, or refuse to start."""
+        """Main process, before any worker: check the address, resolve and check every model, or refuse to start."""
         cache = Path(tempfile.mkdtemp(prefix="tenure-serve-"))
         try:
+            host, port = bind_address(CONFIG, sys.argv, os.environ)
+            if not is_loopback(host) and api_key_from_env(CONFIG) is None:
+                print(f"warning: Tenure binds {host}:{port}, reachable from other machines, and "
+                      f"{CONFIG.api_key_env} is not set, so the scoring endpoints need no API key",
+                      file=sys.stderr, flush=True)
+            check_port_free(host, port)
             refs = preflight(CONFIG, load_settings(), cache)
         except TenureError as exc:
             shutil.rmtree(cache, ignore_errors=True)
-            print(f"error: Tenure cannot start: {exc}", file=sys.stderr, flush=True)
+            print(f"error: Tenure cannot start: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)
             raise SystemExit(2) from None
         atexit.register(shutil.rmtree, cache, ignore_errors=True)  # the workers load from it while the server runs
-        pin(refs)
+        pin(refs, cache)
         for ref in refs.values():
-            print(f"Tenure: {ref.task} -> {ref.model_name} version {ref.version} (run {ref.run_id})",
+            shadow = "" if ref.alias == CONFIG.alias else f" (shadow, alias {ref.alias})"
+            print(f"Tenure: {ref.task} -> {ref.model_name} version {ref.version} (run {ref.run_id}){shadow}",
                   file=sys.stderr, flush=True)
 
     def __init__(self) -> None:
+        from bentoml._internal.context import server_context
+
         self.scorer: Scorer | None = None
+        self.reloader: Reloader | None = None
         logging.getLogger("bentoml._internal.server.http_app").addFilter(_QuietValidationErrors())
-        self.scorer = start_scorer(CONFIG, load_settings())
+        self.scorer, self.reloader = start_worker(CONFIG, load_settings(), worker=server_context.worker_index or 1)
+        self.reloader.start()
 
     def __is_ready__(self) -> bool:
         """Ready when every served model is loaded."""
@@ -130,6 +164,8 @@ class Tenure:
 
     @bentoml.on_shutdown
     def close(self) -> None:
+        if self.reloader is not None:
+            self.reloader.stop()
         if self.scorer is not None:
             self.scorer.close()
 
@@ -143,10 +179,10 @@ class Tenure:
         the top reasons (feature, value, SHAP contribution, direction, a sentence in English and
         Chinese), the model name, version and run id, a request id and the time. Logged before it is
         returned; 503 when the prediction log cannot be written."""
-        try:
-            return self._scorer().score(customer.__dict__)
-        except PredictionLogError as exc:
-            return _log_failure(exc)
+        scorer = self._scorer()
+        record = customer.__dict__
+        response, rows = scorer.score_unlogged(record)
+        return await _logged(scorer, response, rows, [record])
 
     @bentoml.api(route="/score_batch", output_spec=BatchResponse)
     def score_batch(self, request: ScoreBatchRequest, /) -> schemas.BatchResponse | Response:  # type: ignore[valid-type]
@@ -160,31 +196,30 @@ class Tenure:
         except PredictionLogError as exc:
             return _log_failure(exc)
 
-    def _predict(self, task: str, customer: Any) -> schemas.PredictResponse | Response:
+    async def _predict(self, task: str, customer: Any) -> schemas.PredictResponse | Response:
         scorer = self._scorer()
         if task not in scorer.models:
             return _error(404, f"task {task!r} is not served here; served tasks: {', '.join(scorer.models)}",
                           ["path"], "not_served")
-        try:
-            return scorer.predict(task, customer.__dict__)
-        except PredictionLogError as exc:
-            return _log_failure(exc)
+        record = customer.__dict__
+        response, rows = scorer.predict_unlogged(task, record)
+        return await _logged(scorer, response, rows, [record])
 
     @bentoml.api(route=PREDICT_ROUTES["default_risk"], output_spec=PredictResponse)
     async def predict_default_risk(self, customer: CustomerRecord, /) -> schemas.PredictResponse | Response:  # type: ignore[valid-type]
         """Default risk only: probability, tier and action (deposit ratio, max term, rate adjustment,
         warning level) for one customer; no reasons. The fast path."""
-        return self._predict("default_risk", customer)
+        return await self._predict("default_risk", customer)
 
     @bentoml.api(route=PREDICT_ROUTES["churn"], output_spec=PredictResponse)
     async def predict_churn(self, customer: CustomerRecord, /) -> schemas.PredictResponse | Response:  # type: ignore[valid-type]
         """Churn only: probability, tier and retention action for one customer; no reasons. The fast path."""
-        return self._predict("churn", customer)
+        return await self._predict("churn", customer)
 
     @bentoml.api(route=PREDICT_ROUTES["upsell"], output_spec=PredictResponse)
     async def predict_upsell(self, customer: CustomerRecord, /) -> schemas.PredictResponse | Response:  # type: ignore[valid-type]
         """Upsell only: probability, tier and offer for one customer; no reasons. The fast path."""
-        return self._predict("upsell", customer)
+        return await self._predict("upsell", customer)
 
     @bentoml.api(route="/model_info", output_spec=ModelInfoResponse)
     async def model_info(self) -> schemas.ModelInfoResponse:
@@ -192,6 +227,36 @@ class Tenure:
         every accepted feature (kind, unit, range, categories, descriptions) and the request limits.
         Also answers GET."""
         return self._scorer().model_info()
+
+
+async def _logged(scorer: Scorer, response: Any, rows: Sequence[LogRow], records: Sequence[Mapping[str, Any]]
+                  ) -> Any:
+    """`response` once `rows` are committed to the prediction log (503 when they cannot be).
+
+    The fast path writes on the event loop, which never waits: when another writer holds the
+    log's lock, the write (with its busy timeout) moves to a thread and the loop serves others."""
+    try:
+        if not scorer.log.try_write(rows):
+            await anyio.to_thread.run_sync(scorer.log.write, rows)
+    except PredictionLogError as exc:
+        return _log_failure(exc)
+    scorer.shadow_later(rows, records)
+    return response
+
+
+async def _admin_reload(request: Request) -> Response:
+    """POST /admin/reload (admin key checked by the guard): check the registry now, swap what moved,
+    and answer once every worker serves the result (or after reload.admin_wait_seconds)."""
+    service = bentoml.get_current_service()
+    reloader: Reloader = service.reloader
+    status = await anyio.to_thread.run_sync(reloader.check)
+    workers = await anyio.to_thread.run_sync(reloader.wait_for_workers, CONFIG.reload.admin_wait_seconds)
+    behind = sorted(i for i, g in workers.items() if g < reloader.generation)
+    missing = sorted(set(range(1, CONFIG.workers + 1)) - set(workers))
+    body = {**status, "workers": {str(i): g for i, g in sorted(workers.items())},
+            "all_workers_current": not behind and not missing}
+    code = 200 if status.get("state") != "failed" else 503
+    return JSONResponse(body, status_code=code)
 
 
 async def _model_info_get(request: Request) -> Response:
@@ -205,7 +270,14 @@ async def _docs(request: Request) -> Response:
     return RedirectResponse(url="/", status_code=307)
 
 
+def _openapi() -> dict[str, Any]:
+    return conform(Tenure.openapi_spec.asdict(), scoring_paths=SCORING, admin_path=ADMIN[0])
+
+
 Tenure.mount_asgi_app(Starlette(routes=[Route("/model_info", _model_info_get, methods=["GET"]),
-                                        Route("/docs", _docs, methods=["GET"])]), path="/")
+                                        Route("/docs", _docs, methods=["GET"]),
+                                        Route(ADMIN[0], _admin_reload, methods=["POST"])]), path="/")
 Tenure.add_asgi_middleware(RequestGuard, protected=PROTECTED, api_key=api_key_from_env(CONFIG),
-                           max_body_bytes=CONFIG.max_body_bytes)
+                           max_body_bytes=CONFIG.max_body_bytes, admin=ADMIN,
+                           admin_key=os.environ.get(CONFIG.reload.admin_key_env) or None)
+Tenure.add_asgi_middleware(OpenAPIDocument, build=_openapi)

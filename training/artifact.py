@@ -5,6 +5,10 @@ scores with, and what the BentoML service loads. The tensor layout (feature orde
 category codes are fixed at training time and saved with the booster, so training and serving
 cannot disagree.
 
+Each logged model also carries a copy of this file as its code (`code/tenure_artifact.py`, see
+`training/pyfunc_model.py`), so it imports only numpy, lightgbm and pandas (and Tenure's error
+class when it is there).
+
 On disk (a folder, logged as the pyfunc artefact `tenure_model`):
 - `booster.txt`: LightGBM model (trained on the float matrix this class builds),
 - `tenure_model.json`: features (definitions with categories), calibration, task spec, metadata.
@@ -27,7 +31,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from configs import TenureError
+try:
+    from configs import TenureError
+except ImportError:  # a logged model's own copy of this file, loaded outside Tenure (training/pyfunc_model.py)
+    class TenureError(Exception):  # type: ignore[no-redef]
+        """Stands in for configs.TenureError where Tenure is not installed."""
 
 if TYPE_CHECKING:  # pandas is only needed by the batch path; serving workers never import it
     import pandas as pd

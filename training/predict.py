@@ -5,8 +5,11 @@ Reads the model through the MLflow registry (`training.pyfunc.load_tenure_model`
 the id column and `probability` for every input row, in input order.
 
 Invalid rows are never dropped silently. A row is invalid when a numeric feature holds something
-that is not a number (or is infinite), or a categorical feature holds a category the model does
-not know; a missing feature column makes every row invalid. Missing values are fine (the model
+that is not a number (or is infinite) or a number outside the feature's range, or a categorical
+feature holds a category the model does not know; a missing feature column makes every row
+invalid. The range is the one the API enforces (`FeatureDef.out_of_range` of the feature
+catalogue, `features.definitions`, which also bounds the request schema), so a row the service
+refuses with 400 is refused here too rather than scored. Missing values are fine (the model
 routes them as missing). By default any invalid row stops the run: the error lists the rows (1 =
 the first data row) and fields, and nothing is written. With `skip_invalid`, the valid rows are
 scored and written and the invalid ones go to `<out stem>.rejected.csv` (row, id, field, value,
@@ -28,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from configs import TenureError
+from features.definitions import FEATURES_BY_NAME
 from features.io import atomic_path
 
 CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.zip", ".csv.bz2", ".csv.xz")
@@ -146,7 +150,13 @@ def prepare(frame: pd.DataFrame, features: list[dict[str, Any]]) -> tuple[pd.Dat
             infinite = np.isinf(values.to_numpy())
             flag(name, col, not_number, "not a number")
             flag(name, col, infinite, "infinite value")
-            out[name] = values.where(~(not_number | infinite), np.nan)
+            bad = not_number | infinite
+            defn = FEATURES_BY_NAME.get(name)
+            if defn is not None:
+                outside = defn.out_of_range(values.to_numpy()) & ~infinite
+                flag(name, col, outside, f"out of range: must be {defn.range_text} (the API refuses it too)")
+                bad |= outside
+            out[name] = values.where(~bad, np.nan)
     columns = ["row", "field", "value", "reason"]
     if not problems:
         return pd.DataFrame(out), pd.DataFrame({c: pd.Series(dtype="int64" if c == "row" else object) for c in columns})

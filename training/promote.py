@@ -29,6 +29,10 @@ thresholds from `configs/promote.yaml`:
   by construction between the oldest training snapshots and the test window (PSI 0.2-1.3 on the
   demo data) while carrying 0.1-2 % of the gain; they are recorded and named, not gated.
 
+- `shadow_period` (only with a champion and `min_shadow_days` or `min_shadow_rows` set): the
+  challenger has scored live traffic as a shadow (serving's `shadow: [challenger]`) for that long
+  and that many rows, read from the prediction log.
+
 Writes, for every decision (promoted, refused or forced):
 - the full record as JSON on the challenger's run: `promotion/<timestamp>-v<version>.json`,
 - tags on the challenger version: `tenure.promotion.status` (promoted | refused | forced),
@@ -175,6 +179,7 @@ def evaluate_gates(
     importance: Mapping[str, float] | None = None,
     clusters: Any | None = None,
     model_name: str = "",
+    time_column: str | None = None,
 ) -> tuple[list[GateResult], dict[str, Any]]:
     """Every gate of `cfg` on the evaluation rows, and the metrics behind them.
 
@@ -182,7 +187,8 @@ def evaluate_gates(
     probabilities); `reference` the challenger's training rows; `features` the challenger's
     feature definitions (name, kind); `champion_proba` None when there is no champion or it
     could not be scored (then `champion_note` says why); `importance` the challenger's share of
-    total gain per feature (None: every feature is gated on PSI).
+    total gain per feature (None: every feature is gated on PSI); `time_column`, when both
+    frames have it, makes the stability gate compare like calendar months.
     """
     from training.fairness import fairness_report, positive_threshold
 
@@ -243,7 +249,7 @@ def evaluate_gates(
         gates.extend(_fairness_gates(col, report.get(col), threshold, cfg, rate_exempt=exempt))
 
     # stability
-    gates.append(_stability_gate(rows, reference, features, importance, cfg, metrics))
+    gates.append(_stability_gate(rows, reference, features, importance, cfg, metrics, time_column))
     return gates, metrics
 
 
@@ -278,9 +284,18 @@ def _fairness_gates(col: str, r: GroupFairness | None, threshold: float, cfg: Pr
 
 def _stability_gate(rows: pd.DataFrame, reference: pd.DataFrame, features: Sequence[dict[str, Any]],
                     importance: Mapping[str, float] | None, cfg: PromoteConfig,
-                    metrics: dict[str, Any]) -> GateResult:
-    """`max_feature_psi`: the worst PSI among the features the model relies on; fills metrics["psi"]."""
-    from training.stability import feature_psi
+                    metrics: dict[str, Any], time_column: str | None = None) -> GateResult:
+    """`max_feature_psi`: the worst PSI among the features the model relies on; fills metrics["psi"].
+
+    With `time_column` in both frames, the training rows are weighted to the calendar months of
+    the evaluation rows (`training.stability.like_month_weights`), so calendar effects (day
+    counts of 30- and 31-day months) are not read as a shift. And, like months or not (a new
+    install's short history has none), an integer-valued feature (day counts, event counts)
+    above the PSI limit is gated only when the monitor's drift test finds drift too
+    (`_monitor_finds_drift`): its spikes moving by one day cross a quantile edge and make a
+    large PSI out of a small move.
+    """
+    from training.stability import feature_psi, like_month_weights
 
     kinds = {f["name"]: f["kind"] for f in features}
     checked = [n for n in kinds if n not in set(cfg.psi_exclude)]
@@ -288,10 +303,22 @@ def _stability_gate(rows: pd.DataFrame, reference: pd.DataFrame, features: Seque
     if missing:
         raise PromotionError(f"features {missing} are missing from the training reference or the "
                              "evaluation rows; cannot check stability")
-    psi = feature_psi(reference, rows, checked, kinds=kinds, bins=cfg.psi_bins, eps=cfg.psi_epsilon)
+    weights, months_note = None, ""
+    if time_column and time_column in reference.columns and time_column in rows.columns:
+        weights, months_note = like_month_weights(reference[time_column], rows[time_column])
+        metrics["psi_months"] = months_note
+    psi = feature_psi(reference, rows, checked, kinds=kinds, bins=cfg.psi_bins, eps=cfg.psi_epsilon,
+                      reference_weights=weights)
     share = pd.Series({n: float((importance or {}).get(n, 0.0)) for n in psi.index}, dtype="float64")
     gated = psi if importance is None else psi[share >= cfg.psi_min_importance]
     metrics["psi"] = {k: _round(v) for k, v in psi.items()}
+    small_moves = {
+        n: verdict for n in gated.index[gated > cfg.max_feature_psi]
+        if kinds[n] == "numeric" and (verdict := _monitor_finds_drift(reference[n], rows[n])) is not None
+        and not verdict.drifted}
+    if small_moves:
+        gated = gated.drop(list(small_moves))
+        metrics["psi_small_moves"] = {n: v.to_dict() for n, v in small_moves.items()}
     if importance is not None:
         metrics["gain_share"] = {k: _round(v) for k, v in share.sort_values(ascending=False).items()}
         metrics["psi_gated_features"] = list(gated.index)
@@ -303,13 +330,35 @@ def _stability_gate(rows: pd.DataFrame, reference: pd.DataFrame, features: Seque
              f"{len(gated)} features with >= {cfg.psi_min_importance:g} of the gain")
     detail = f"{over} of {scope} above; worst: " + ", ".join(
         f"{k} {v:.3f}" for k, v in gated.head(cfg.psi_report_worst).items())
-    ungated = psi.drop(gated.index)
+    ungated = psi.drop([*gated.index, *small_moves])
     if len(ungated):
         detail += "; not gated (less gain): " + ", ".join(
             f"{k} {v:.3f}" for k, v in ungated.head(cfg.psi_report_worst).items())
     if cfg.psi_exclude:
         detail += f"; excluded: {', '.join(cfg.psi_exclude)}"
+    if months_note:
+        detail += f"; {months_note}"
+    if small_moves:
+        detail += "; not gated (integer values moved a little, no drift by the monitor's test): " + ", ".join(
+            f"{n} PSI {psi[n]:.3f}, {v.method_name} {v.score:.3f}" for n, v in small_moves.items())
     return GateResult("max_feature_psi", top <= cfg.max_feature_psi, top, cfg.max_feature_psi, detail)
+
+
+def _monitor_finds_drift(reference: pd.Series, current: pd.Series) -> Any:
+    """The monitor's drift verdict (`monitoring.drift.column_drift`, Evidently's choice of test)
+    for an integer-valued numeric feature; None for other features.
+
+    A day count such as `dpd_current` sits on a few spikes (0, 16, 47 days); a one-day calendar
+    move of a spike crosses a quantile edge and gives a PSI above 0.25, while the monitor's
+    distance (Wasserstein over the standard deviation) sees the one day it is.
+    """
+    from monitoring.drift import column_drift, column_stats
+
+    values = pd.to_numeric(reference, errors="coerce").to_numpy(dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if not len(values) or not np.all(values == np.round(values)):
+        return None
+    return column_drift(column_stats(reference, str(reference.name), "numeric"), current)
 
 
 def _round(value: Any, digits: int = 6) -> Any:
@@ -332,6 +381,24 @@ def resolve_actor(actor: str | None = None) -> str:
         return getpass.getuser()
     except Exception:  # noqa: BLE001 - no user name in some containers
         return "unknown"
+
+
+def shadow_period_gate(settings: Settings, model_name: str, version: str, cfg: PromoteConfig) -> GateResult:
+    """`shadow_period`: the challenger scored live traffic as a shadow for `min_shadow_days` and
+    `min_shadow_rows` (read from the prediction log, `serving.compare.shadow_period`)."""
+    from serving.compare import shadow_period
+    from serving.prediction_log import PredictionLogError
+
+    try:
+        rows, days = shadow_period(settings.prediction_log_target, model_name, model_name, version)
+    except PredictionLogError as exc:
+        rows, days, note = 0, 0.0, f"; the prediction log cannot be read: {exc}"
+    else:
+        note = ""
+    ok = rows >= cfg.min_shadow_rows and days >= cfg.min_shadow_days
+    return GateResult("shadow_period", ok, round(days, 3), cfg.min_shadow_days,
+                      f"{rows} shadow rows over {days:.2f} days (needs {cfg.min_shadow_rows} rows over "
+                      f"{cfg.min_shadow_days} days; serve it with `shadow: [challenger]`){note}")
 
 
 def _client(settings: Settings) -> Any:
@@ -513,7 +580,8 @@ def promote(model_name: str, settings: Settings, cfg: PromoteConfig, *, force: b
     gates, metrics = evaluate_gates(
         y_true=y, challenger_proba=proba, champion_proba=champion_proba, rows=rows, reference=reference,
         features=model.features, group_columns=groups, tiers=tiers, cfg=cfg, champion_note=note,
-        importance=importance, clusters=rows[fs.id_column].to_numpy(), model_name=model_name)
+        importance=importance, clusters=rows[fs.id_column].to_numpy(), model_name=model_name,
+        time_column=fs.time_column)
     times = rows[fs.time_column]
     metrics["window"] = {"kind": split["kind"], "test": list(split["test"]),
                          "first_snapshot": str(times.min().date()), "last_snapshot": str(times.max().date())}
@@ -524,6 +592,8 @@ def promote(model_name: str, settings: Settings, cfg: PromoteConfig, *, force: b
     if metrics.get("champion"):
         metrics["champion"]["version"] = str(champion.version)
 
+    if champion is not None and (cfg.min_shadow_days > 0 or cfg.min_shadow_rows > 0):
+        gates.append(shadow_period_gate(settings, model_name, str(challenger.version), cfg))
     failed = [g for g in gates if not g.passed]
     promoted = not failed or force
     if reason is None:

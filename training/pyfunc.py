@@ -1,13 +1,22 @@
-"""One MLflow model per task version: the `TenureModel` wrapped as an MLflow pyfunc.
+"""One MLflow model per task version: the `TenureModel` logged as an MLflow pyfunc from code.
 
 `log_tenure_model` logs it (with signature and input example) inside the active run and, when
-`registered_model_name` is given, registers it. `load_tenure_model(uri)` gives back the
-`TenureModel` from any MLflow model URI (`models:/churn@champion`, `runs:/<id>/model`), which is
-how `tenure predict`, serving and monitoring read a model.
+`registered_model_name` is given, registers it. The pyfunc is `training/pyfunc_model.py`, logged
+as code with a copy of `training/artifact.py` (MLflow models-from-code): loading it runs no
+pickle, and its own small `requirements.txt` (mlflow, lightgbm, numpy, pandas, scikit-learn) is
+all it needs, outside Tenure too.
+
+`load_tenure_model(uri)` gives back the `TenureModel` from any MLflow model URI
+(`models:/churn@champion`, `runs:/<id>/model`), which is how `tenure predict`, promotion and
+monitoring read a model. It only reads: it fetches the `artifacts/tenure_model` folder from
+where the version is stored (MLflow's own download of a `models:/` URI writes a
+`registered_model_meta` file into the model folder, which for a local artefact store is the
+registry's own copy).
 """
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -16,21 +25,14 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from training import artifact
 from training.artifact import TenureModel
 
 ARTIFACT_KEY = "tenure_model"
 MODEL_ARTIFACT_PATH = "model"
-
-
-class TenurePyfunc(mlflow.pyfunc.PythonModel):
-    """`predict` returns the calibrated positive-class probability per input row."""
-
-    def load_context(self, context: Any) -> None:
-        self.model = TenureModel.load(Path(context.artifacts[ARTIFACT_KEY]))
-
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        X = self.model.encode_frame(model_input)  # noqa: N806
-        return pd.DataFrame({"probability": self.model.predict_proba(X)})
+PYFUNC_CODE = Path(__file__).resolve().with_name("pyfunc_model.py")
+ARTIFACT_CODE = "tenure_artifact.py"  # the name training/pyfunc_model.py imports the artefact code by
+REQUIREMENTS = ("mlflow", "lightgbm", "numpy", "pandas", "scikit-learn")
 
 
 def _signature_frame(model: TenureModel, example: pd.DataFrame) -> pd.DataFrame:
@@ -55,23 +57,35 @@ def log_tenure_model(model: TenureModel, example: pd.DataFrame, registered_model
     signature = infer_signature(sig_frame, pd.DataFrame({"probability": probs.astype(np.float64)}))
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = model.save(Path(tmp) / ARTIFACT_KEY)
+        code = Path(tmp) / ARTIFACT_CODE
+        shutil.copyfile(artifact.__file__, code)
         return mlflow.pyfunc.log_model(
             name=MODEL_ARTIFACT_PATH,
-            python_model=TenurePyfunc(),
+            python_model=str(PYFUNC_CODE),
             artifacts={ARTIFACT_KEY: str(model_dir)},
+            code_paths=[str(code)],
             signature=signature,
             input_example=sig_frame.head(2),
             registered_model_name=registered_model_name,
-            pip_requirements=pip_requirements or _requirements(),
-            code_paths=None,
+            pip_requirements=pip_requirements or requirements(),
         )
 
 
-def _requirements() -> list[str]:
+def requirements() -> list[str]:
+    """What a logged model needs where it is loaded: these packages at the versions that logged it."""
     from importlib.metadata import version
 
-    # the Tenure package itself must be installed where the model is loaded (it holds TenurePyfunc)
-    return [f"{pkg}=={version(pkg)}" for pkg in ("mlflow", "lightgbm", "numpy", "pandas", "scikit-learn")]
+    return [f"{pkg}=={version(pkg)}" for pkg in REQUIREMENTS]
+
+
+def _artifact_uri(model_uri: str) -> str:
+    """Where the version's `artifacts/tenure_model` folder is stored (read without writing anything)."""
+    uri = model_uri.rstrip("/")
+    if uri.startswith("models:/"):
+        from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
+
+        uri = ModelsArtifactRepository.get_underlying_uri(uri).rstrip("/")
+    return f"{uri}/artifacts/{ARTIFACT_KEY}"
 
 
 def load_tenure_model(model_uri: str) -> TenureModel:
@@ -79,14 +93,14 @@ def load_tenure_model(model_uri: str) -> TenureModel:
     from training.tracking import ArtifactLocationError, unreachable_artifacts
 
     try:
-        local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri.rstrip("/"))
+        local = mlflow.artifacts.download_artifacts(artifact_uri=_artifact_uri(model_uri))
     except Exception as exc:
         problem = unreachable_artifacts(model_uri)
         if problem:
             raise ArtifactLocationError(problem) from exc
         raise
-    path = Path(local) / "artifacts" / ARTIFACT_KEY
-    if not path.exists():
+    path = Path(local)
+    if not (path / artifact.META_FILE).exists():
         raise FileNotFoundError(unreachable_artifacts(model_uri)
                                 or f"{model_uri} is not a Tenure model (no artifacts/{ARTIFACT_KEY})")
     return TenureModel.load(path)

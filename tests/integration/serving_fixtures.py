@@ -151,10 +151,40 @@ def register_champions(root: Path, tasks: Sequence[str] = ("default_risk", "chur
     return out
 
 
+def register_version(tracking: str, task: str, *, seed: int, alias: str | None = None,
+                     task_spec: dict[str, Any] | None = None) -> tuple[str, TenureModel]:
+    """Train and register one more version of `task` in the registry of `register_champions` (and
+    point `alias` at it): what `tenure train` + `tenure promote` do while a service runs. A
+    `task_spec` replaces the model's (an invalid one makes a version the service must refuse)."""
+    import mlflow
+
+    from training.pyfunc import log_tenure_model
+
+    model, rows = train_tiny_model(task, seed=seed)
+    if task_spec is not None:
+        model = TenureModel(booster=model.booster, features=model.features, calibration=model.calibration,
+                            task_spec=task_spec, meta=model.meta)
+    with tracking_uri(tracking):
+        client = mlflow.MlflowClient(tracking_uri=tracking, registry_uri=tracking)
+        exp = client.get_experiment_by_name("tenure-serving-test").experiment_id
+        with mlflow.start_run(experiment_id=exp):
+            info = log_tenure_model(model, rows[model.feature_names].head(5), registered_model_name=task)
+        version = str(info.registered_model_version)
+        if alias:
+            client.set_registered_model_alias(task, alias, version)
+    return version, model
+
+
+def set_alias(tracking: str, task: str, alias: str, version: str) -> None:
+    import mlflow
+
+    mlflow.MlflowClient(tracking_uri=tracking, registry_uri=tracking).set_registered_model_alias(task, alias, version)
+
+
 # ---- the real service in a subprocess --------------------------------------------------------
 
 API_KEY = "integration-test-key"
-READY_TIMEOUT = 120.0
+READY_TIMEOUT = 240.0  # a shared 2-core machine under load starts two workers in 30-90 s
 
 
 def free_port() -> int:
@@ -212,16 +242,20 @@ def server_env(tracking_uri: str, tmp: Path, *, workspace: Path | None = None, l
 
 
 @contextlib.contextmanager
-def running_server(env: dict[str, str], tmp: Path, timeout: float = READY_TIMEOUT) -> Iterator[Server]:
+def running_server(env: dict[str, str], tmp: Path, timeout: float = READY_TIMEOUT,
+                   host: str | None = "127.0.0.1") -> Iterator[Server]:
     """`bentoml serve serving.service:Tenure` with `env`, ready to answer; stopped by PID afterwards.
 
-    Its output goes to `tmp/server.log`, quoted when it exits early or is not ready in `timeout` s.
+    `host=None` leaves `--host` out (the service's own default must then be 127.0.0.1). Its output
+    goes to `tmp/server.log`, quoted when it exits early or is not ready in `timeout` s.
     """
     port = free_port()
     output = tmp / "server.log"
+    command = [sys.executable, "-m", "bentoml", "serve", "serving.service:Tenure", "--port", str(port)]
+    if host is not None:
+        command += ["--host", host]
     with output.open("wb") as sink:
-        proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "serving.service:Tenure", "--host",
-                                 "127.0.0.1", "--port", str(port)], env=env, stdout=sink, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT,
                                 start_new_session=True, cwd=tmp)
     srv = Server(f"http://127.0.0.1:{port}", proc, output, Path(env["TENURE_PREDICTION_LOG"]))
     try:

@@ -32,7 +32,7 @@ DEFS = [
 def _row(i: int, when: str, features: dict, version: str = "3", model: str = "churn",
          as_of: str | None = "2025-01-01") -> tuple:
     return (f"req{i}", when, "churn", model, version, "run1", str(100 + i), as_of, json.dumps(features),
-            0.1 * (i % 10), "low", "none")
+            0.1 * (i % 10), "low", "none", 0)
 
 
 ROWS = [

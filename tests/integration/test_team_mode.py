@@ -32,7 +32,7 @@ TASK = "churn"
 CUSTOMERS, MONTHS, SEED = 2500, 30, 11
 TRIALS, WORKERS = 6, 2
 # features on the Dask cluster (helper C2's `--engine dask`): the one switch to flip when it lands
-FEATURES_ON_DASK = False
+FEATURES_ON_DASK = True
 
 
 class Machine:

@@ -114,9 +114,13 @@ def test_reads_what_the_serving_log_writes(tmp_path: Path) -> None:
     writer = pytest.importorskip("serving.prediction_log")
     log = writer.PredictionLog(tmp_path / "served.db")
     row = ("req", writer.utc_now_iso(), "churn", "churn", "5", "run", "42", "2025-01-01",
-           writer.features_json({"dpd_current": 3.0, "credit_class": "bad"}), 0.25, "high", "call")
-    log.write([row])
+           writer.features_json({"dpd_current": 3.0, "credit_class": "bad"}), 0.25, "high", "call", 0)
+    shadow_row = ("req", writer.utc_now_iso(), "churn", "churn", "5", "run", "42", "2025-01-01",
+                  writer.features_json({"dpd_current": 9.0, "credit_class": "good"}), 0.5, "high", "call", 1)
+    log.write([row, shadow_row])
     window = read_log(tmp_path / "served.db", model_name="churn", model_version="5", features=DEFS)
-    assert window.frame["dpd_current"].tolist() == [3.0]
+    assert window.frame["dpd_current"].tolist() == [3.0]  # answered rows only by default
+    assert read_log(tmp_path / "served.db", shadow=True, features=DEFS).frame["dpd_current"].tolist() == [9.0]
+    assert read_log(tmp_path / "served.db", shadow=None).frame["shadow"].tolist() == [0, 1]
     assert window.frame["credit_class"].tolist() == ["bad"]
     assert pd.api.types.is_datetime64_any_dtype(window.frame["scored_at"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -408,3 +409,65 @@ def test_auc_gap_counts_distinct_customers_not_rows() -> None:
     assert bool(by_rows.table.loc["b", "in_auc_gap"]) is True
     assert bool(by_customers.table.loc["b", "in_auc_gap"]) is False
     assert by_customers.auc is None  # only one group left: no gap to judge
+
+
+def _days_past_due(snapshots: list[str], n: int, seed: int, late: Sequence[float], later: float = 0.013) -> pd.DataFrame:
+    """Rows per month-start snapshot with `dpd_current` as the generator makes it: an invoice due on
+    the 15th of the previous month and unpaid is 16 days late on 1 May (April has 30 days), 17 on
+    1 June, 15 on 1 March 2024; a second unpaid invoice adds a month. `late`: share per snapshot."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for snap, share in zip(pd.to_datetime(snapshots), late, strict=True):
+        days = (snap - (snap - pd.DateOffset(months=1)).replace(day=15)).days
+        u = rng.random(n)
+        dpd = np.where(u < later, days + 30, np.where(u < later + share, days, 0)).astype(float)
+        parts.append(pd.DataFrame({"snapshot_date": snap, "dpd_current": dpd, "x": rng.normal(0, 1, n)}))
+    return pd.concat(parts, ignore_index=True)
+
+
+TRAIN_MONTHS, TEST_MONTHS = ["2024-01-01", "2024-02-01", "2024-03-01"], ["2025-05-01", "2025-06-01", "2025-07-01"]
+
+
+def test_stability_gate_does_not_refuse_a_one_day_calendar_move_of_a_day_count() -> None:
+    """Seed 2027, 4,000 customers: the first default_risk model was refused for dpd_current PSI 0.26,
+    training on Jan-Mar 2024 and testing on May-Jul 2025 (day counts one day apart)."""
+    from training.promote import _stability_gate
+
+    cfg = load_promote_config()
+    # the shares of late customers per snapshot as in that data set (0.07-0.13 in training)
+    reference = _days_past_due(TRAIN_MONTHS, 2300, seed=1, late=[0.07, 0.09, 0.13])
+    window = _days_past_due(TEST_MONTHS, 2200, seed=2, late=[0.075, 0.075, 0.075])
+    features = [{"name": "dpd_current", "kind": "numeric"}, {"name": "x", "kind": "numeric"}]
+    plain = feature_psi(reference, window, ["dpd_current"])["dpd_current"]
+    assert plain > cfg.max_feature_psi  # what refused the model
+    metrics: dict = {}
+    gate = _stability_gate(window, reference, features, None, cfg, metrics, "snapshot_date")
+    assert gate.passed, gate.detail
+    assert "dpd_current PSI" in gate.detail and "Wasserstein" in gate.detail
+    assert metrics["psi_small_moves"]["dpd_current"]["drifted"] is False
+
+    # twice as many late customers, or invoices a month later: a genuine shift, still refused
+    for shifted in (_days_past_due(TEST_MONTHS, 2200, seed=2, late=[0.2, 0.2, 0.2], later=0.04),
+                    window.assign(dpd_current=np.where(window["dpd_current"] > 0, window["dpd_current"] + 30, 0.0))):
+        gate = _stability_gate(shifted, reference, features, None, cfg, {}, "snapshot_date")
+        assert not gate.passed and gate.detail.split("worst: ")[1].startswith("dpd_current "), gate.detail
+
+
+def test_like_month_weights_give_the_reference_the_windows_calendar_mix() -> None:
+    from training.stability import like_month_weights
+
+    months = [f"2023-{m:02d}-01" for m in range(1, 13)]
+    # more customers pay late in summer (lease ends): a season, not a shift
+    reference = _days_past_due(months, 1000, seed=3, late=[0.05] * 4 + [0.2] * 3 + [0.05] * 5)
+    window = _days_past_due(["2024-05-01", "2024-06-01", "2024-07-01"], 1500, seed=4, late=[0.2] * 3)
+    weights, note = like_month_weights(reference["snapshot_date"], window["snapshot_date"])
+    assert weights is not None and "May, Jun, Jul" in note
+    months_of = pd.to_datetime(reference["snapshot_date"]).dt.month
+    assert weights[months_of.isin([5, 6, 7]).to_numpy()].sum() == pytest.approx(len(reference))
+    assert (weights[~months_of.isin([5, 6, 7]).to_numpy()] == 0).all()
+    plain = feature_psi(reference, window, ["dpd_current"])["dpd_current"]
+    like = feature_psi(reference, window, ["dpd_current"], reference_weights=weights)["dpd_current"]
+    assert like < 0.02 and plain > 0.1
+    # a window month the training rows lack: compared as they are, and said so
+    weights, note = like_month_weights(reference["snapshot_date"].iloc[:1000], window["snapshot_date"])
+    assert weights is None and "no May, June, July" in note

@@ -97,3 +97,48 @@ def test_large_bodies_are_refused_before_parsing_and_small_ones_pass_intact(guar
     status, body, _ = call(guard, "/score", ok, chunks=(b"z" * 100,))
     assert (status, body) == (200, b"z" * 100)
     assert call(guard, "/other", chunks=(b"x" * 500,))[0] == 200  # not a protected path: not its business
+
+
+async def many_errors(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """BentoML's 400 for 10,000 unknown keys (its shape: pydantic's errors as `detail`)."""
+    detail = [{"type": "extra_forbidden", "loc": [f"k{i}"], "msg": "Extra inputs are not permitted",
+               "url": "https://errors.pydantic.dev/2/v/extra_forbidden"} for i in range(10_000)]
+    body = json.dumps({"error": "10000 validation errors for CustomerRecord", "detail": detail}).encode()
+    await send({"type": "http.response.start", "status": 400, "headers": [(b"content-type", b"application/json"),
+                                                                          (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def empty_loc(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """BentoML's 400 for a body it cannot parse as JSON (a number with too many digits): `loc` is empty."""
+    body = json.dumps({"error": "1 validation error for CustomerRecord",
+                       "detail": [{"type": "json_invalid", "loc": [], "msg": "Invalid JSON: number too large"}]})
+    await send({"type": "http.response.start", "status": 400, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": body.encode()})
+
+
+def test_a_flood_of_validation_errors_gets_a_small_capped_answer():
+    guard = RequestGuard(many_errors, protected=("/score",), api_key=None, max_body_bytes=10_000)
+    status, body, headers = call(guard, "/score")
+    assert status == 400
+    assert len(body) < 5_000 and int(headers[b"content-length"]) == len(body)
+    data = json.loads(body)
+    assert len(data["detail"]) == 20 and "10000 problems" in data["error"]
+    assert data["detail"][0] == {"loc": ["k0"], "msg": "Extra inputs are not permitted", "type": "extra_forbidden"}
+
+
+def test_an_error_without_a_location_is_located_at_the_body():
+    guard = RequestGuard(empty_loc, protected=("/score",), api_key=None, max_body_bytes=10_000)
+    status, body, _ = call(guard, "/score")
+    assert status == 400
+    assert json.loads(body)["detail"][0]["loc"] == ["body"]
+
+
+def test_admin_paths_need_the_admin_key_and_are_closed_without_one():
+    closed = RequestGuard(echo, protected=("/score",), api_key=KEY, max_body_bytes=100, admin=("/admin/reload",))
+    assert call(closed, "/admin/reload", {"X-Admin-Key": "anything"})[0] == 403
+    guard = RequestGuard(echo, protected=("/score",), api_key=KEY, max_body_bytes=100, admin=("/admin/reload",),
+                         admin_key="adm1n")
+    assert call(guard, "/admin/reload")[0] == 401
+    assert call(guard, "/admin/reload", {"X-Admin-Key": KEY})[0] == 401  # the API key is not the admin key
+    assert call(guard, "/admin/reload", {"X-Admin-Key": "adm1n"})[0] == 200

@@ -23,7 +23,7 @@ from serving.prediction_log import (
 
 def _rows(request_id: str, scored_at: str, n: int = 3, version: str = "1") -> list[tuple]:
     return [(request_id, scored_at, f"task{i}", "churn", version, "run-1", f"C-{i}", "2025-03-01" if i else None,
-             features_json({"dpd_current": float(i), "industry": "retail" if i else None}), 0.1 * i, "low", "none")
+             features_json({"dpd_current": float(i), "industry": "retail" if i else None}), 0.1 * i, "low", "none", 0)
             for i in range(n)]
 
 
@@ -36,7 +36,7 @@ def test_schema_index_and_wal_are_what_monitoring_expects(tmp_path):
     assert {c: t for c, (t, _, _) in info.items()} == {
         "row_id": "INTEGER", "request_id": "TEXT", "scored_at": "TEXT", "task": "TEXT", "model_name": "TEXT",
         "model_version": "TEXT", "run_id": "TEXT", "customer_ref": "TEXT", "as_of": "TEXT", "features": "TEXT",
-        "probability": "REAL", "tier": "TEXT", "action": "TEXT"}
+        "probability": "REAL", "tier": "TEXT", "action": "TEXT", "shadow": "INTEGER"}
     assert info["as_of"][1] == 0  # nullable
     sql = con.execute("SELECT sql FROM sqlite_master WHERE name = 'predictions'").fetchone()[0]
     assert "AUTOINCREMENT" in sql

@@ -77,6 +77,7 @@ def test_a_valid_customer_keeps_its_values_and_missing_ones_are_none():
     ('{"customer_id": "C", "industry": "mining"}', "industry", "'medical'"),
     ('{"customer_id": "C", "industry": 3}', "industry", "'medical'"),
     ('{"customer_id": "C", "as_of": "2025-13-01"}', "as_of", "valid date"),
+    ('{"customer_id": "C", "as_of": 0}', "as_of", "date as text"),  # was 1970-01-01
     ('{"dpd_current": 4}', "customer_id", "Field required"),
     ('{"customer_id": ""}', "customer_id", "customer_id must be"),
     ('{"customer_id": "Zhang San"}', "customer_id", "customer_id must be"),
@@ -86,11 +87,23 @@ def test_a_valid_customer_keeps_its_values_and_missing_ones_are_none():
     ('{"customer_id": -3}', "customer_id", "customer_id must be"),
     ('{"customer_id": "' + "x" * 129 + '"}', "customer_id", "customer_id must be"),
     ('{"customer_id": {"id": 1}}', "customer_id", "customer_id must be"),
+    ('{"customer_id": "C-1\\n"}', "customer_id", "customer_id must be"),  # `$` let a trailing line feed through
 ])
 def test_bad_values_are_refused_naming_the_field(body, field, fragment):
     errors = _errors(body)
     assert errors[0][0] == (field,)
     assert fragment in errors[0][1]
+
+
+@pytest.mark.parametrize("explain", ['"yes"', "0", "1", '"true"', "null"])
+def test_explain_is_strictly_a_boolean(explain):
+    from serving.schemas import build_batch_model
+
+    batch = build_batch_model(Customer, 10)
+    with pytest.raises(ValidationError) as info:
+        batch.model_validate_json('{"customers": [{"customer_id": "C"}], "explain": ' + explain + "}")
+    assert info.value.errors()[0]["loc"] == ("explain",)
+    assert batch.model_validate_json('{"customers": [{"customer_id": "C"}], "explain": true}').explain is True
 
 
 @pytest.mark.parametrize("personal", sorted(PERSONAL_DATA_COLUMNS))

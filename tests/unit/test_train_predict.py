@@ -64,3 +64,48 @@ def test_file_kinds_and_rejected_file_name(tmp_path: Path) -> None:
     assert rejected_path_for(Path("/x/scores.csv")) == Path("/x/scores.rejected.csv")
     assert rejected_path_for(Path("/x/scores.parquet")) == Path("/x/scores.rejected.csv")
     assert rejected_path_for(Path("/x/scores.csv.gz")) == Path("/x/scores.rejected.csv")
+
+
+def test_out_of_range_values_are_refused_like_the_api_refuses_them() -> None:
+    """credit_score=99999 and debt_ratio=-7 got a 400 from the API but a score from `tenure predict`."""
+    from pydantic import ValidationError
+
+    from features.definitions import FEATURES_BY_NAME
+    from serving.schemas import build_customer_model
+
+    names = ["credit_score", "debt_ratio", "monthly_rent_total", "months_to_lease_end"]
+    defs = [FEATURES_BY_NAME[n] for n in names]
+    # the model's stored definitions carry no bounds here: the catalogue's are the rule
+    features = [{"name": n, "kind": "numeric", "categories": None} for n in names]
+    probes = {"credit_score": [99999, 300, 850, 299.5, 850.01, None],
+              "debt_ratio": [-7, 0, 5, 5.5, 2.5, None],
+              "monthly_rent_total": [1e12, 0, -0.01, 10, 3, None],
+              "months_to_lease_end": [-120, -121, 120, 121, 0, None]}
+    frame = pd.DataFrame({n: [None if v is None else str(v) for v in vs] for n, vs in probes.items()})
+    _, report = prepare(frame, features)
+    flagged = {(int(r), f) for r, f in zip(report["row"], report["field"], strict=True)}
+    record = build_customer_model(defs)
+    refused = set()
+    for i in range(len(frame)):
+        for n in names:
+            try:
+                record.model_validate({"customer_id": "C1", n: probes[n][i]})
+            except ValidationError:
+                refused.add((i, n))
+    assert flagged == refused
+    assert {(0, "credit_score"), (0, "debt_ratio")} <= flagged and (1, "credit_score") not in flagged
+    reason = report.loc[(report["row"] == 0) & (report["field"] == "credit_score"), "reason"].item()
+    assert reason.startswith("out of range: must be between 300 and 850")
+
+
+def test_out_of_range_rows_stop_the_run_naming_file_row_and_column(tmp_path: Path) -> None:
+    from training.predict import _format
+
+    src = tmp_path / "rows.csv"
+    src.write_text("customer_id,credit_score,debt_ratio\nC1,700,0.5\nC2,99999,0.5\nC3,700,-7\n")
+    _, report = prepare(read_input(src), [{"name": "credit_score", "kind": "numeric", "categories": None},
+                                          {"name": "debt_ratio", "kind": "numeric", "categories": None}])
+    message = _format(report, str(src))
+    assert message.startswith(f"{src}: 2 row(s)")
+    assert "row 2: credit_score: out of range: must be between 300 and 850" in message
+    assert "row 3: debt_ratio: out of range: must be between 0 and 5" in message and "(got '-7')" in message
