@@ -120,25 +120,33 @@ def _quick_model(task: str, fs_path: Path, settings: Any) -> Champion:
     from training.artifact import TenureModel
     from training.evaluate import binary_metrics, choose_calibration
     from training.pyfunc import log_tenure_model
-    from training.split import split_featureset
+    from training.split import Split, split_featureset
     from training.tracking import setup_mlflow
 
     fs = read_featureset(fs_path)
     spec = load_spec(task)
     split = split_featureset(fs.frame, fs.time_column, fs.label_name, spec.label.horizon_months, SplitConfig(), 0)
+    # this quick stand-in run fits on the last fold's training rows and calibrates on its validation
+    # block (not on every development row, as `tenure train` refits), so its training period ends
+    # before the months the same-season reference uses
+    fit_pos, valid_pos = split.folds[-1]
+    split = Split(train=split.train.iloc[fit_pos], test=split.test, kind=split.kind, gap_months=split.gap_months,
+                  folds=[])
+    valid_rows = split_featureset(fs.frame, fs.time_column, fs.label_name, spec.label.horizon_months, SplitConfig(),
+                                  0).train.iloc[valid_pos]
     encoder = TenureModel(booster=None, features=fs.features)
     names = encoder.feature_names
 
     def xy(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         return encoder.encode_frame(rows[names]), rows[fs.label_name].to_numpy().astype(int)
 
-    (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = xy(split.train), xy(split.valid), xy(split.test)
+    (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = xy(split.train), xy(valid_rows), xy(split.test)
     params = {"objective": "binary", "learning_rate": 0.05, "num_leaves": 15, "min_data_in_leaf": 40,
               "seed": 0, "num_threads": 1, "deterministic": True, "force_col_wise": True, "verbosity": -1}
     booster = lgb.train(params, lgb.Dataset(x_tr, y_tr, categorical_feature=encoder.categorical_indices),
                         num_boost_round=150)
     calibration, _ = choose_calibration(booster.predict(x_va, raw_score=True), y_va,
-                                        split.valid[fs.time_column].reset_index(drop=True), ["platt", "isotonic"], 0)
+                                        valid_rows[fs.time_column].reset_index(drop=True), ["platt", "isotonic"], 0)
     cols = {"id": fs.id_column, "time": fs.time_column, "label": fs.label_name,
             "groups": list(fs.group_columns), "probability": "probability"}
     model = TenureModel(booster=booster, features=fs.features, calibration=calibration,
@@ -146,7 +154,8 @@ def _quick_model(task: str, fs_path: Path, settings: Any) -> Champion:
                         meta={"task": task, "model_name": task, "id_column": fs.id_column,
                               "time_column": fs.time_column, "label": fs.label,
                               "group_columns": list(fs.group_columns)})
-    split_desc = split.describe(fs.time_column)
+    split_desc = {**split.describe(fs.time_column), "valid": [str(pd.Timestamp(valid_rows[fs.time_column].min()).date()),
+                                                             str(pd.Timestamp(valid_rows[fs.time_column].max()).date())]}
     metrics = {part: binary_metrics(y, model.predict_proba(x)) for part, (x, y) in
                {"valid": (x_va, y_va), "test": (x_te, y_te)}.items()}
 
@@ -170,7 +179,7 @@ def _quick_model(task: str, fs_path: Path, settings: Any) -> Champion:
                 (tmp / sub).mkdir()
             frame(split.train, True).to_parquet(tmp / "reference" / "reference.parquet", index=False)
             frame(split.test, False).to_parquet(tmp / "evaluation" / "test_predictions.parquet", index=False)
-            frame(split.valid, False).to_parquet(tmp / "evaluation" / "valid_predictions.parquet", index=False)
+            frame(valid_rows, False).to_parquet(tmp / "evaluation" / "valid_predictions.parquet", index=False)
             (tmp / "evaluation" / "metrics.json").write_text(json.dumps({**metrics, "split": split_desc,
                                                                          "columns": cols}))
             (tmp / "config" / "train_config.json").write_text(json.dumps({"params": params, "task_spec": spec.name}))
