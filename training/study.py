@@ -393,7 +393,7 @@ class StudyRun:
             optuna.storages.fail_stale_trials(optuna.load_study(study_name=self.study_name, storage=self._storage))
         states = [t.state for t in self._storage.get_all_trials(self._study_id, deepcopy=False)]
         return (sum(s in (TrialState.COMPLETE, TrialState.PRUNED) for s in states),
-                sum(s in (TrialState.RUNNING, TrialState.WAITING) for s in states))
+                sum(s == TrialState.RUNNING for s in states))  # a queued (WAITING) trial nobody runs must not block
 
     def finalise_here(self) -> dict[str, Any] | None:
         """None: this process finalises (every trial of the study has ended); else the result

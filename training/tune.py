@@ -143,7 +143,8 @@ def tune(data: TrainData, base_params: dict[str, Any], cfg: TrainConfig, storage
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = open_study(cfg, storage_url, study_name, worker=shared.worker_name(worker_index), n_folds=len(data.folds))
     space = cfg.tuning.space_for(len(data.y))
-    enqueue_start_points(study, [start_point(p, space) for p in cfg.tuning.start_points])
+    # never more start points than the budget: a queued trial beyond it would never run
+    enqueue_start_points(study, [start_point(p, space) for p in cfg.tuning.start_points][:cfg.tuning.n_trials])
     pruning = cfg.tuning.pruning
     # an active run needs mlflow imported already; not importing it otherwise keeps this fast
     mlflow: Any = sys.modules.get("mlflow") if log_trials else None
