@@ -171,7 +171,9 @@ def monitored(team: dict, trained: dict, served: dict) -> dict:
 def test_monitoring_elsewhere_gives_the_training_machines_verdict(monitored: dict, served: dict) -> None:
     elsewhere, at_home = monitored["elsewhere"], monitored["at_home"]
     assert elsewhere["rows"] == len(served["records"]) + 1
-    assert elsewhere["reference"] == at_home["reference"] == "season"
+    # same-season rows after the (refit) training period, or the test period when the window's months
+    # have none: whichever it is, the other machine must pick the same
+    assert elsewhere["reference"] == at_home["reference"] in ("season", "test")
     assert elsewhere["level"] == at_home["level"] == "ok", elsewhere["checks"]
     for check in ("data_drift", "prediction_drift", "missing_values"):
         assert elsewhere["checks"][check] == at_home["checks"][check], check
