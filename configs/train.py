@@ -109,7 +109,7 @@ class CVConfig(StrictModel):
     time_folds: int = Field(default=3, ge=1, le=20)
     # the tuned parameters replace the defaults only when their CV mean AUC is ahead by more
     # than this many standard errors
-    choose_margin_se: float = Field(default=1.0, ge=0)
+    choose_margin_se: float = Field(default=0.5, ge=0)
 
 
 class LightGBMConfig(StrictModel):

@@ -13,7 +13,9 @@ are not known yet. The folds are an expanding window over the development snapsh
 `cv.time_folds` blocks of `valid_snapshots` snapshots each validate, in time order; fold `i`
 trains on every development snapshot whose label window closes by the first snapshot of its
 validation block (the same embargo), so no training label overlaps the block it is judged on.
-Fewer folds are used when the oldest blocks would have no training snapshot left (at least one).
+When the oldest blocks would have no training snapshot left (a long label horizon on a short
+history), the blocks shrink, down to one snapshot, until `cv.time_folds` folds fit; failing that,
+the block size with the most folds (at least one) is used.
 
 Random (a single snapshot, e.g. a public table with no time column): a stratified, seeded test
 holdout of `test_fraction`, then `cv.folds` stratified, seeded folds over the rest; every row
@@ -160,6 +162,15 @@ def _out_of_time(frame: pd.DataFrame, time_column: str, snapshots: list[Any], cf
     times = pd.to_datetime(frame[time_column])
     dev = frame.loc[times.isin(before_test).to_numpy()]
     folds = time_series_folds(dev[time_column], cfg.valid_snapshots, n_folds, gap)
+    # a long label horizon leaves room for fewer blocks than folds asked for (default_risk: 11
+    # development snapshots, a 6-month embargo and blocks of 3 fit one fold): smaller blocks,
+    # down to one snapshot, until the folds fit; the most folds win, then the larger block
+    for block in range(cfg.valid_snapshots - 1, 0, -1):
+        if len(folds) >= n_folds:
+            break
+        smaller = time_series_folds(dev[time_column], block, n_folds, gap)
+        if len(smaller) > len(folds):
+            folds = smaller
     if not folds:
         raise SplitError(
             f"no training snapshot is left before the validation block starting "

@@ -33,13 +33,15 @@ def test_out_of_time_split_drops_snapshots_whose_label_window_reaches_the_next_p
     assert _months(s.test) == ["2024-06", "2024-07", "2024-08"]
     # a development snapshot s needs s + 6 months <= 2024-06: the last one is 2023-12; 2024-01..05 are dropped
     assert _months(s.train)[-1] == "2023-12" and _months(s.train)[0] == "2023-01"
-    # the folds: the last block 2023-10..12 trains up to 2023-04, the one before (2023-07..09) up to 2023-01
-    assert len(s.folds) == 2
+    # the folds: blocks of 3 fit two folds (2023-10..12 trains up to 2023-04, 2023-07..09 up to
+    # 2023-01), fewer than the 3 asked for, so the blocks shrink to 2 snapshots, where 3 fit
+    assert len(s.folds) == 3
     dev = s.train.reset_index(drop=True)
-    (t1, v1), (t2, v2) = s.folds
-    assert _months(dev.iloc[v2]) == ["2023-10", "2023-11", "2023-12"]
-    assert _months(dev.iloc[t2]) == ["2023-01", "2023-02", "2023-03", "2023-04"]
-    assert _months(dev.iloc[v1]) == ["2023-07", "2023-08", "2023-09"] and _months(dev.iloc[t1]) == ["2023-01"]
+    (t1, v1), (t2, v2), (t3, v3) = s.folds
+    assert _months(dev.iloc[v3]) == ["2023-11", "2023-12"]
+    assert _months(dev.iloc[t3]) == ["2023-01", "2023-02", "2023-03", "2023-04", "2023-05"]
+    assert _months(dev.iloc[v2]) == ["2023-09", "2023-10"] and _months(dev.iloc[t2])[-1] == "2023-03"
+    assert _months(dev.iloc[v1]) == ["2023-07", "2023-08"] and _months(dev.iloc[t1]) == ["2023-01"]
     assert _months(s.valid) == ["2023-07", "2023-08", "2023-09", "2023-10", "2023-11", "2023-12"]
     window_end = pd.to_datetime(s.train["snapshot_date"]).max() + pd.DateOffset(months=6)
     assert window_end <= pd.to_datetime(s.test["snapshot_date"]).min()
@@ -47,8 +49,24 @@ def test_out_of_time_split_drops_snapshots_whose_label_window_reaches_the_next_p
     assert desc["kind"] == "out_of_time" and desc["cv"] == "time_series"
     assert desc["train"] == ["2023-01-01", "2023-12-01"] and desc["test"] == ["2024-06-01", "2024-08-01"]
     assert desc["rows"] == {"train": 12 * 60, "valid": 6 * 60, "test": 3 * 60}
-    assert desc["folds"][1] == {"train": ["2023-01-01", "2023-04-01"], "valid": ["2023-10-01", "2023-12-01"],
-                                "rows": {"train": 4 * 60, "valid": 3 * 60}}
+    assert desc["folds"][2] == {"train": ["2023-01-01", "2023-05-01"], "valid": ["2023-11-01", "2023-12-01"],
+                                "rows": {"train": 5 * 60, "valid": 2 * 60}}
+    # with two folds asked for, blocks of 3 fit and are kept
+    two = split_featureset(df, "snapshot_date", "y", 6, SplitConfig(test_snapshots=3, valid_snapshots=3), seed=0,
+                           time_folds=2)
+    assert [_months(two.train.reset_index(drop=True).iloc[v]) for _, v in two.folds] == [
+        ["2023-07", "2023-08", "2023-09"], ["2023-10", "2023-11", "2023-12"]]
+
+
+def test_a_long_horizon_on_a_short_history_shrinks_the_blocks_to_one_snapshot() -> None:
+    # the demo's default_risk: 11 development snapshots, a 6-month embargo: blocks of 3 fit one fold
+    df = _panel(20)
+    s = split_featureset(df, "snapshot_date", "y", 6, SplitConfig(test_snapshots=3, valid_snapshots=3), seed=0,
+                         time_folds=5)
+    dev = s.train.reset_index(drop=True)
+    # blocks of 1 fit the most folds: validating 2023-08..12, each training up to 6 months before
+    assert [_months(dev.iloc[v]) for _, v in s.folds] == [[f"2023-{m:02d}"] for m in range(8, 13)]
+    assert [_months(dev.iloc[t])[-1] for t, _ in s.folds] == [f"2023-{m:02d}" for m in range(2, 7)]
 
 
 def test_gap_months_zero_gives_contiguous_periods_and_one_month_horizon_drops_nothing() -> None:
@@ -59,11 +77,13 @@ def test_gap_months_zero_gives_contiguous_periods_and_one_month_horizon_drops_no
         assert len(s.train) + len(s.test) == len(df)
         dev = s.train.reset_index(drop=True)
         t, v = s.folds[-1]
-        assert _months(dev.iloc[t])[-1] == "2023-04" and _months(dev.iloc[v]) == ["2023-05", "2023-06", "2023-07"]
+        # blocks of 3 fit two folds of the three asked for: blocks of 2 fit three
+        assert len(s.folds) == 3
+        assert _months(dev.iloc[t])[-1] == "2023-05" and _months(dev.iloc[v]) == ["2023-06", "2023-07"]
 
 
 def test_too_few_snapshots_for_the_gap_is_a_clear_error() -> None:
-    df = _panel(16)
+    df = _panel(12)  # 4 development snapshots: not even a one-snapshot block has one 6 months before it
     with pytest.raises(SplitError, match=r"no training snapshot is left .* 6-month gap"):
         split_featureset(df, "snapshot_date", "y", 6, SplitConfig(), seed=0)
     with pytest.raises(SplitError, match="split.test_snapshots"):
