@@ -116,6 +116,9 @@ class LightGBMConfig(StrictModel):
     n_estimators: int = Field(default=1000, ge=1, le=100_000)
     early_stopping_rounds: int = Field(default=50, ge=1)
     monotone_constraints_method: Literal["basic", "intermediate", "advanced"] = "intermediate"
+    # boosting rounds of the refit: `mean` best iteration over the folds, `scaled` by the rows the
+    # refit sees over the rows a fold trained on, `auto`: scaled for a random split, mean out of time
+    refit_rounds: Literal["auto", "mean", "scaled"] = "auto"
     params: dict[str, bool | int | float | str] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -149,6 +149,25 @@ def test_platt_is_not_dropped_because_two_folds_score_on_different_scales() -> N
     assert roc_auc_score(y[fold == 1], p[fold == 1]) == pytest.approx(roc_auc_score(y[fold == 1], raw[fold == 1]))
 
 
+def test_refit_rounds_scale_with_the_rows_for_a_random_split_and_stay_the_mean_out_of_time() -> None:
+    from configs.train import load_train_config
+    from training.cv import CVResult
+    from training.train import refit_rounds
+
+    X, y = _table(1000, seed=4)  # noqa: N806
+    folds = list(StratifiedKFold(5, shuffle=True, random_state=0).split(X, y))  # 800 training rows each
+    data = _data(X, y, folds)
+    cv = CVResult(fold_aucs=[0.8] * 5, best_iterations=[90, 100, 110, 100, 100], oof_raw=np.zeros(1000),
+                  fold_of_row=np.zeros(1000, dtype=np.int64))
+    cfg = load_train_config()
+    assert cfg.lightgbm.refit_rounds == "auto"
+    assert refit_rounds(cv, data, 1000, cfg, "random") == 125  # 100 rounds x 1000 / 800 rows
+    assert refit_rounds(cv, data, 1400, cfg, "random") == 175  # with the test rows too
+    assert refit_rounds(cv, data, 1000, cfg, "out_of_time") == 100
+    mean = cfg.model_copy(update={"lightgbm": cfg.lightgbm.model_copy(update={"refit_rounds": "mean"})})
+    assert refit_rounds(cv, data, 1000, mean, "random") == 100
+
+
 def test_bootstrap_se_shrinks_with_more_rows() -> None:
     rng = np.random.default_rng(7)
     small = rng.integers(0, 2, 200)
