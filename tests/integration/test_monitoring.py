@@ -117,11 +117,12 @@ def _quick_model(task: str, fs_path: Path, settings: Any) -> Champion:
     from configs.train import SplitConfig
     from features.featureset import read_featureset
     from models import load_spec
-    from training.artifact import TenureModel
-    from training.evaluate import binary_metrics, choose_calibration
+    from models.artifact import TenureModel
+    from models.metrics import binary_metrics
+    from models.tracking import setup_mlflow
+    from training.evaluate import choose_calibration
     from training.pyfunc import log_tenure_model
     from training.split import Split, split_featureset
-    from training.tracking import setup_mlflow
 
     fs = read_featureset(fs_path)
     spec = load_spec(task)
