@@ -187,7 +187,7 @@ def tenure(train: pd.DataFrame, test: pd.DataFrame, t: Table, work: Path) -> tup
     import yaml
     from typer.testing import CliRunner
 
-    from configs.cli import app
+    from tenure.cli import app
 
     work.mkdir(parents=True, exist_ok=True)
     train.to_csv(work / "train.csv", index=False)

@@ -1,7 +1,7 @@
 """CLI commands of the training stage: `tenure train`, `tenure predict` and `tenure retrain` (plain
 functions for Typer).
 
-`configs/cli.py` registers them with `app.command("train")(train)`,
+`tenure/cli.py` registers them with `app.command("train")(train)`,
 `app.command("predict")(predict)` and `app.command("retrain")(retrain)`. They are thin: parse,
 load config and settings, call `training.train.train_task` / `training.predict.predict_file` /
 `training.retrain.retrain`.

@@ -534,7 +534,7 @@ def test_compliance_pack_is_self_contained_complete_and_free_of_personal_data(wo
 def test_cli_exit_statuses_follow_the_level(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from configs.cli import app
+    from tenure.cli import app
 
     for var in ("MLFLOW_TRACKING_URI", "TENURE_ARTIFACT_ROOT", "TENURE_PREDICTION_LOG", "TENURE_OPTUNA_STORAGE"):
         monkeypatch.delenv(var, raising=False)

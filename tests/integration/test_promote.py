@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from configs.cli import app
 from configs.data import DataConfig
 from configs.features import FeaturesConfig
 from configs.promote import load_promote_config
@@ -23,6 +22,7 @@ from configs.settings import Settings
 from configs.train import TrainConfig, load_train_config
 from models import load_spec
 from models.registry import promotion_history
+from tenure.cli import app
 from training.promote import (
     EXIT_REFUSED,
     FORCED,

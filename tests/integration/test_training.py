@@ -28,7 +28,6 @@ import yaml
 from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
 
-from configs.cli import app
 from configs.settings import Settings
 from configs.train import load_train_config
 from features import schema
@@ -38,6 +37,7 @@ from models import load_spec
 from models.metrics import METRICS
 from models.registry import load_tenure_model
 from models.tracking import setup_mlflow
+from tenure.cli import app
 from training.plots import PLOT_FILES
 from training.train import train_task
 

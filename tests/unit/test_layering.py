@@ -25,7 +25,7 @@ def test_the_layering_contracts_are_kept() -> None:
 
 def test_a_serving_module_importing_the_trainer_breaks_the_contract(tmp_path: Path) -> None:
     copy = tmp_path / "repo"
-    for part in ("configs", "models", "features", "training", "serving", "monitoring"):
+    for part in ("tenure", "configs", "models", "features", "training", "serving", "monitoring"):
         shutil.copytree(ROOT / part, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", copy / "pyproject.toml")
     (copy / "serving" / "sneaky.py").write_text("from training.cv import refit\n")
