@@ -30,6 +30,7 @@ demo: venv ## Generate data, build features, train, promote, serve, monitor (emb
 
 test: venv ## Lint, then run the whole test suite
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -q
 
 test-unit: venv ## Run the fast unit tests only
@@ -53,8 +54,9 @@ soak: venv ## The full soak: 60 s at 32 clients with one worker killed, then cou
 lock: ## Re-resolve requirements.lock from pyproject.toml
 	$(PYTHON) -m pip install --quiet uv && $(PYTHON) -m uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
 
-lint: venv ## Ruff over the code
+lint: venv ## Ruff over the code, and the import layering (import-linter contracts in pyproject.toml)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 
 clean: ## Remove the workspace (data, features, MLflow, Optuna, logs, reports)
 	rm -rf workspace

@@ -26,7 +26,7 @@ def run() -> dict:
     from features.featureset import read_featureset
     from features.generate import generate_dataset
     from models import load_spec
-    from training.artifact import TenureModel
+    from models.artifact import TenureModel
     from training.split import split_featureset
     from training.train import TrainData, lightgbm_params, passive_openmp
     from training.tune import tune

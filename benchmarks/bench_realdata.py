@@ -92,7 +92,7 @@ def _design(train: pd.DataFrame, test: pd.DataFrame, t: Table) -> tuple[Any, Any
     """The raw feature columns as Tenure reads them (its own-data feature set), for the reference models."""
     from configs.dataset import DatasetConfig
     from features.own_data import featureset_from_frame
-    from training.artifact import TenureModel
+    from models.artifact import TenureModel
 
     cfg = DatasetConfig.model_validate({"name": t.item, "path": "x.csv", "target": t.target,
                                         "positive_label": t.positive, "id_column": "customer_id",
@@ -187,7 +187,7 @@ def tenure(train: pd.DataFrame, test: pd.DataFrame, t: Table, work: Path) -> tup
     import yaml
     from typer.testing import CliRunner
 
-    from configs.cli import app
+    from tenure.cli import app
 
     work.mkdir(parents=True, exist_ok=True)
     train.to_csv(work / "train.csv", index=False)

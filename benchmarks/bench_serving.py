@@ -154,9 +154,9 @@ def run() -> dict:
     from configs.serve import load_serve_config
     from configs.settings import load_settings
     from features.build import scoring_frame
+    from models.registry import load_tenure_model
+    from models.tracking import setup_mlflow
     from serving.commands import server_command, server_environment
-    from training.pyfunc import load_tenure_model
-    from training.tracking import setup_mlflow
 
     settings = load_settings()
     setup_mlflow(settings)

@@ -457,9 +457,12 @@ def build_featuresets(dataset_dir: Path, tasks: list[str], out_dir: Path, cfg: F
     """
     from rich.progress import Progress
 
+    from features.definitions import check_spec
     from features.validate import read_dataset
 
     specs = [load_spec(t) for t in tasks]
+    for spec in specs:
+        check_spec(spec)
     with Progress(disable=not progress, transient=True) as bar:
         job = bar.add_task("reading and validating source tables", total=2 + len(specs))
         dataset = read_dataset(Path(dataset_dir))

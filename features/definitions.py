@@ -160,3 +160,15 @@ FEATURES_BY_NAME: dict[str, FeatureDef] = {f.name: f for f in FEATURES}
 # Columns carried beside the features for fairness audits and monitoring; never model inputs.
 GROUP_COLUMNS: tuple[str, ...] = ("age_band", "city_tier", "industry")
 ID_COLUMNS: tuple[str, ...] = ("customer_id", "snapshot_date")
+
+
+def check_spec(spec: Any) -> None:
+    """Refuse a task spec (`models.TaskSpec`) that names features this catalogue does not define
+    (a spec on an own table, `label.event: column`, names the table's columns instead)."""
+    from models import SpecError
+
+    if spec.label.event == "column":
+        return
+    missing = [f for f in spec.features if f not in FEATURES_BY_NAME]
+    if missing:
+        raise SpecError(f"task spec {spec.name}: features not defined in features.definitions: {missing}")

@@ -1,6 +1,6 @@
 """CLI commands of the monitoring stage: `tenure monitor` and `tenure compliance` (plain functions for Typer).
 
-`configs/cli.py` registers them with `app.command("monitor")(monitor)` and
+`tenure/cli.py` registers them with `app.command("monitor")(monitor)` and
 `app.command("compliance")(compliance)`. Both are thin: parse, load the config and settings,
 call `monitoring.monitor.monitor_task` / `monitoring.compliance.compliance_pack`. Progress goes
 to stderr; stdout holds one JSON object (the window's summary with the report paths, or the

@@ -4,8 +4,8 @@ Reads, through the MLflow registry (see `monitoring.registry`): the version, its
 metrics), the model (feature definitions, task spec, booster), the artefacts
 `reference/reference.parquet`, `evaluation/test_predictions.parquet`, `evaluation/metrics.json`,
 `config/train_config.json` and `plots/shap_summary.png`; the drift history
-(`monitoring.reports.drift_history`); and the promotion record (`training.promote.
-promotion_history`, else the version tags `tenure.promotion.*`). Writes
+(`monitoring.reports.drift_history`); and the promotion record (`models.registry.
+promotion_history`, falling back per version to its tags `tenure.promotion.*`). Writes
 `<reports_dir>/<task>/v<version>/compliance.html` and logs it to the version's run under
 `compliance/`.
 
@@ -37,6 +37,12 @@ import pandas as pd
 from configs.monitor import MonitorConfig
 from configs.settings import Settings
 from features.io import atomic_path
+from models.layout import (
+    METRICS_ARTIFACT,
+    REFERENCE_ARTIFACT,
+    TEST_PREDICTIONS_ARTIFACT,
+    TRAIN_CONFIG_ARTIFACT,
+)
 from monitoring import html as h
 from monitoring.registry import VersionRef
 
@@ -107,7 +113,7 @@ def group_table(y: np.ndarray, p: np.ndarray, groups: pd.Series, *, threshold: f
     (max - min over the groups that qualify, as in the promotion gates)."""
     from fairlearn.metrics import MetricFrame
 
-    from training.evaluate import expected_calibration_error
+    from models.metrics import expected_calibration_error
 
     g = groups.astype("object").reset_index(drop=True)
     present = g.notna().to_numpy()
@@ -180,26 +186,18 @@ def _importance_figure(importance: pd.Series, top: int) -> str:
 
 
 def _promotion_records(ref: VersionRef, settings: Settings) -> tuple[list[dict[str, Any]], str]:
-    """Records about this version (as challenger or as the champion it replaced), and their source."""
-    try:
-        from training.promote import promotion_history
-    except ImportError:
-        promotion_history = None  # type: ignore[assignment]
-    if promotion_history is not None:
-        try:
-            records = promotion_history(ref.name, settings)
-            mine = [r for r in records if str(r.get("challenger_version")) == ref.version
-                    or str(r.get("champion_version")) == ref.version]
-            return mine, "training.promote.promotion_history"
-        except Exception:  # noqa: BLE001 - fall back to the version tags
-            pass
-    tags = {k: v for k, v in ref.tags.items() if k.startswith("tenure.promotion.")}
-    if not tags:
-        return [], "version tags"
-    return [{"status": tags.get("tenure.promotion.status"), "timestamp": tags.get("tenure.promotion.at"),
-             "actor": tags.get("tenure.promotion.by"), "reason": tags.get("tenure.promotion.reason"),
-             "challenger_version": ref.version, "source": "tag",
-             "superseded_by": tags.get("tenure.promotion.superseded_by")}], "version tags"
+    """Records about this version (as challenger or as the champion it replaced), and their source.
+
+    A registry that cannot be read fails the pack (it is not an empty history); a version whose
+    record artefact is unreadable contributes its tag summary (`models.registry.promotion_history`).
+    """
+    from models.registry import promotion_history
+
+    records = promotion_history(ref.name, settings)
+    mine = [r for r in records if str(r.get("challenger_version")) == ref.version
+            or str(r.get("champion_version")) == ref.version]
+    sources = sorted({"record artefacts" if r.get("source") == "artifact" else "version tags" for r in mine})
+    return mine, "promotion records in the registry (" + (", ".join(sources) or "none for this version") + ")"
 
 
 # ---- the page -------------------------------------------------------------------------------
@@ -219,12 +217,12 @@ def compliance_pack(task: str, settings: Settings, cfg: MonitorConfig, *, versio
     cols = ref.columns(model.meta)
     with tempfile.TemporaryDirectory(prefix="tenure-compliance-") as tmp_dir:
         tmp = Path(tmp_dir)
-        reference = pd.read_parquet(download(client, ref, "reference/reference.parquet", tmp))
-        test_path = download(client, ref, "evaluation/test_predictions.parquet", tmp, required=False)
+        reference = pd.read_parquet(download(client, ref, REFERENCE_ARTIFACT, tmp))
+        test_path = download(client, ref, TEST_PREDICTIONS_ARTIFACT, tmp, required=False)
         test = pd.read_parquet(test_path) if test_path is not None else None
-        metrics_path = download(client, ref, "evaluation/metrics.json", tmp, required=False)
+        metrics_path = download(client, ref, METRICS_ARTIFACT, tmp, required=False)
         metrics_json = json.loads(metrics_path.read_text()) if metrics_path is not None else {}
-        config_path = download(client, ref, "config/train_config.json", tmp, required=False)
+        config_path = download(client, ref, TRAIN_CONFIG_ARTIFACT, tmp, required=False)
         train_config = json.loads(config_path.read_text()) if config_path is not None else None
         shap_png = _png(download(client, ref, "plots/shap_summary.png", tmp, required=False))
     promote_cfg = load_promote_config()
@@ -256,7 +254,7 @@ def _render(ref: VersionRef, model: Any, cols: Mapping[str, Any], reference: pd.
             test: pd.DataFrame | None, metrics_json: Mapping[str, Any], train_config: Any,
             shap_png: bytes | None, history: Sequence[Mapping[str, Any]], promotions: Sequence[Mapping[str, Any]],
             promotion_source: str, cfg: MonitorConfig, promote_cfg: Any, now: dt.datetime) -> str:
-    from training.fairness import positive_threshold
+    from models.metrics import positive_threshold
 
     spec = model.task_spec or {}
     split = _split(ref, model)

@@ -51,6 +51,7 @@ import pandas as pd
 
 from configs.monitor import MonitorConfig
 from configs.settings import Settings
+from models.layout import REFERENCE_ARTIFACT, TEST_PREDICTIONS_ARTIFACT, VALID_PREDICTIONS_ARTIFACT
 from monitoring.alerts import Check, make_check, worst
 from monitoring.drift import (
     ColumnDrift,
@@ -239,10 +240,10 @@ def monitor_task(task: str, settings: Settings, cfg: MonitorConfig, *, version: 
                  model_name: str | None = None, now: dt.datetime | None = None,
                  echo: Any = None) -> MonitorResult:
     """Monitor one model version over one window; see the module docstring."""
+    from models.layout import UNSEEN_ROWS_ARTIFACT
     from monitoring.predictions import read_log
     from monitoring.registry import download, load_model, mlflow_client, resolve_version
     from serving.prediction_log import utc_bound
-    from training.tracking import UNSEEN_ROWS_ARTIFACT
 
     say = echo or (lambda _msg: None)
     now = now or dt.datetime.now(dt.UTC)
@@ -260,12 +261,12 @@ def monitor_task(task: str, settings: Settings, cfg: MonitorConfig, *, version: 
                               f"{span} (scored_at); score with that version first, or widen --since/--until")
     log = window.frame
     with tempfile.TemporaryDirectory(prefix="tenure-monitor-") as tmp:
-        training_rows = pd.read_parquet(download(client, ref, "reference/reference.parquet", Path(tmp)))
+        training_rows = pd.read_parquet(download(client, ref, REFERENCE_ARTIFACT, Path(tmp)))
         unseen_path = download(client, ref, UNSEEN_ROWS_ARTIFACT, Path(tmp), required=False)
         unseen = pd.read_parquet(unseen_path) if unseen_path is not None else None
-        test_path = download(client, ref, "evaluation/test_predictions.parquet", Path(tmp), required=False)
+        test_path = download(client, ref, TEST_PREDICTIONS_ARTIFACT, Path(tmp), required=False)
         test_predictions = pd.read_parquet(test_path) if test_path is not None else None
-        valid_path = (download(client, ref, "evaluation/valid_predictions.parquet", Path(tmp), required=False)
+        valid_path = (download(client, ref, VALID_PREDICTIONS_ARTIFACT, Path(tmp), required=False)
                       if "valid" in cfg.performance.recalibrate_on else None)
         valid_predictions = pd.read_parquet(valid_path) if valid_path is not None else None
     reference, reference_info = choose_reference(ref, cfg, training_rows, test_predictions, cols, model,

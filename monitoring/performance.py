@@ -170,8 +170,8 @@ def join_outcomes(log: pd.DataFrame, labels: pd.DataFrame) -> pd.Series:
 
 
 def measured_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float] | None:
-    """Every metric of `training.evaluate.binary_metrics`, or None when a class is missing."""
-    from training.evaluate import binary_metrics
+    """Every metric of `models.metrics.binary_metrics`, or None when a class is missing."""
+    from models.metrics import binary_metrics
 
     y = np.asarray(y).astype(np.int64)
     if len(np.unique(y)) < 2:

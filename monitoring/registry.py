@@ -6,7 +6,7 @@ artefacts (`reference/reference.parquet`, `reference/unseen_rows.parquet`,
 `evaluation/test_predictions.parquet`, `evaluation/metrics.json`, `config/train_config.json`,
 `plots/*.png`), for versions without `reference/unseen_rows.parquet` the feature set it was
 trained on (when unchanged and on this machine) and the model itself
-(`training.pyfunc.load_tenure_model`). Writes nothing.
+(`models.registry.load_tenure_model`). Writes nothing.
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ from typing import Any
 
 from configs import TenureError
 from configs.settings import Settings
-
-CHAMPION = "champion"
+from models.layout import CHAMPION, TAG_RUN_ID
 
 
 class MonitoringError(TenureError):
@@ -65,7 +64,7 @@ def mlflow_client(settings: Settings) -> Any:
     """An MlflowClient on the settings' tracking server (the global URIs follow, for model loading)."""
     from mlflow import MlflowClient
 
-    from training.tracking import setup_mlflow
+    from models.tracking import setup_mlflow
 
     setup_mlflow(settings)
     return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
@@ -91,7 +90,7 @@ def resolve_version(client: Any, name: str, version: str | int | None, settings:
                                   "one (`tenure promote`)") from exc
         raise MonitoringError(f"model {name!r} has no version {version} at {settings.tracking_uri}") from exc
     tags = dict(mv.tags or {})
-    run_id = tags.get("tenure.run_id") or mv.run_id
+    run_id = tags.get(TAG_RUN_ID) or mv.run_id
     if not run_id:
         raise MonitoringError(f"model {name} version {mv.version} has no run (tag tenure.run_id); "
                               "it was not logged by Tenure")
@@ -178,7 +177,7 @@ def test_period_rows(frame: Any, test_predictions: Any, cols: dict[str, Any],
 
 def load_model(ref: VersionRef) -> Any:
     """The version's `TenureModel`."""
-    from training.pyfunc import load_tenure_model
+    from models.registry import load_tenure_model
 
     try:
         return load_tenure_model(ref.uri)

@@ -125,7 +125,7 @@ for label, trials, seed in (("small", 3, 1), ("larger", 6, 2)):
     ("md", "Every run is in MLflow: parent runs carry the metrics, nested runs are the Optuna trials."),
     ("code", """\
 import mlflow
-from training.tracking import experiment_name, setup_mlflow
+from models.tracking import experiment_name, setup_mlflow
 
 setup_mlflow(settings)
 runs = mlflow.search_runs(experiment_names=[experiment_name(settings, "churn")])
@@ -169,7 +169,7 @@ result.test_metrics["roc_auc"], decision.status"""),
 import numpy as np
 import shap
 from features.featureset import read_featureset
-from training.pyfunc import load_tenure_model
+from models.registry import load_tenure_model
 
 model = load_tenure_model("models:/default_risk@champion")
 fs = read_featureset(paths["default_risk"])

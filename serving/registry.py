@@ -20,6 +20,7 @@ from typing import Any
 
 from configs import TenureError
 from configs.settings import redact_url
+from models.layout import CHAMPION
 from serving.scoring import ServedModel
 
 
@@ -60,7 +61,7 @@ def _mlflow_error_code(exc: Exception) -> str:
     return str(getattr(exc, "error_code", ""))
 
 
-def resolve_champions(tracking_uri: str, tasks: Sequence[str], alias: str = "champion",
+def resolve_champions(tracking_uri: str, tasks: Sequence[str], alias: str = CHAMPION,
                       model_names: Mapping[str, str] | None = None) -> dict[str, ChampionRef]:
     """Each task's model version at `alias` (model name = task unless `model_names` says otherwise)."""
     from mlflow import MlflowClient
@@ -145,8 +146,8 @@ def download_models(tracking_uri: str, refs: Mapping[str, ChampionRef], dst: Pat
     """Copy each pinned version's Tenure artefact to `dst/<task>`; returns the refs with their local `path`."""
     import mlflow
 
-    from training.pyfunc import ARTIFACT_KEY
-    from training.tracking import unreachable_artifacts
+    from models.layout import ARTIFACT_KEY
+    from models.tracking import unreachable_artifacts
 
     _check_reachable(tracking_uri)
     where = redact_uri(tracking_uri)
@@ -170,7 +171,7 @@ def download_models(tracking_uri: str, refs: Mapping[str, ChampionRef], dst: Pat
 def load_models(refs: Mapping[str, ChampionRef], accepted: Mapping[str, Mapping[str, Any]],
                 outcome_zh: Mapping[str, str] | None = None) -> dict[str, ServedModel]:
     """Load each downloaded version (`ref.path`) once and prepare it for serving; refuses what it cannot serve."""
-    from training.artifact import TenureModel
+    from models.artifact import TenureModel
 
     served: dict[str, ServedModel] = {}
     problems: list[str] = []

@@ -29,6 +29,7 @@ import numpy as np
 
 from configs import TenureError
 from models import TaskSpec
+from models.artifact import TenureModel
 from serving.prediction_log import LogRow, PredictionLogWriter, features_json, utc_now_iso
 from serving.reasons import ReasonWriter
 from serving.schemas import (
@@ -46,7 +47,6 @@ from serving.schemas import (
     TierInfo,
     feature_info,
 )
-from training.artifact import TenureModel
 
 logger = logging.getLogger("tenure.serving")
 

@@ -1,7 +1,7 @@
 """CLI commands of the training stage: `tenure train`, `tenure predict` and `tenure retrain` (plain
 functions for Typer).
 
-`configs/cli.py` registers them with `app.command("train")(train)`,
+`tenure/cli.py` registers them with `app.command("train")(train)`,
 `app.command("predict")(predict)` and `app.command("retrain")(retrain)`. They are thin: parse,
 load config and settings, call `training.train.train_task` / `training.predict.predict_file` /
 `training.retrain.retrain`.
@@ -134,8 +134,8 @@ def predict(
 ) -> None:
     """Score a file with a registered model: every row gets a probability, or the run fails naming bad rows."""
     from configs.settings import load_settings
+    from models.tracking import setup_mlflow
     from training.predict import predict_file
-    from training.tracking import setup_mlflow
 
     st = load_settings(settings)
     setup_mlflow(st)
@@ -144,9 +144,9 @@ def predict(
                           else "--scheduler needs --engine dask")
     if engine == "dask":
         from features.distributed import dask_client, scheduler_address
+        from models.registry import load_tenure_model
         from training.predict import PredictError
         from training.predict_dask import predict_partitions
-        from training.pyfunc import load_tenure_model
 
         try:
             loaded = load_tenure_model(model)

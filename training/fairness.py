@@ -26,7 +26,7 @@ gaps and counted in `missing`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
@@ -34,22 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from configs import TenureError
-
-
-class FairnessError(TenureError, ValueError):
-    """Inputs that cannot be audited (lengths differ, a tier that does not exist)."""
-
-
-def positive_threshold(tiers: Sequence[Mapping[str, Any]], positive_tier: int) -> float:
-    """The probability from which a prediction is in tier `positive_tier` (0-based) or above."""
-    if not 1 <= positive_tier < len(tiers):
-        names = [t.get("name") for t in tiers]
-        raise FairnessError(
-            f"positive_tier {positive_tier} does not name a tier above the lowest one; the task's "
-            f"tiers are {names} (use 1..{len(tiers) - 1})"
-        )
-    return float(tiers[positive_tier - 1]["max_probability"])
+from models.metrics import FairnessError
 
 
 def _auc(y_true: Any, y_score: Any) -> float:

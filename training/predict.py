@@ -197,7 +197,7 @@ def _write(frame: pd.DataFrame, path: Path) -> None:
 def predict_file(model_uri: str, data: Path, out: Path, *, skip_invalid: bool = False,
                  id_column: str | None = None) -> PredictResult:
     """Score every row of `data` with the model at `model_uri`; see the module docstring."""
-    from training.pyfunc import load_tenure_model
+    from models.registry import load_tenure_model
 
     data, out = Path(data), Path(out)
     _kind(out)  # fail on a bad output name before any work

@@ -64,24 +64,29 @@ import pandas as pd
 from configs import TenureError
 from configs.promote import PromoteConfig
 from configs.settings import Settings
-from training.evaluate import expected_calibration_error
+from models.layout import (
+    CHALLENGER,
+    CHAMPION,
+    FORCED,
+    PROMOTED,
+    RECORD_DIR,
+    REFERENCE_ARTIFACT,
+    REFUSED,
+    TAG_AT,
+    TAG_BY,
+    TAG_REASON,
+    TAG_RECORD,
+    TAG_RUN_ID,
+    TAG_STATUS,
+    TAG_SUPERSEDED_AT,
+    TAG_SUPERSEDED_BY,
+    TEST_PREDICTIONS_ARTIFACT,
+)
+from models.metrics import expected_calibration_error
+from models.registry import registry_client
 from training.fairness import GroupFairness
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
-PROMOTED, REFUSED, FORCED = "promoted", "refused", "forced"
 EXIT_REFUSED = 3
-
-TAG_STATUS = "tenure.promotion.status"
-TAG_AT = "tenure.promotion.at"
-TAG_BY = "tenure.promotion.by"
-TAG_REASON = "tenure.promotion.reason"
-TAG_RECORD = "tenure.promotion.record"
-TAG_SUPERSEDED_BY = "tenure.promotion.superseded_by"
-TAG_SUPERSEDED_AT = "tenure.promotion.superseded_at"
-RECORD_DIR = "promotion"
-REFERENCE_ARTIFACT = "reference/reference.parquet"
-TEST_PREDICTIONS_ARTIFACT = "evaluation/test_predictions.parquet"
 # stay under the strictest registry's tag-value limit (5000 characters)
 MAX_TAG_CHARS = 4500
 
@@ -190,7 +195,8 @@ def evaluate_gates(
     total gain per feature (None: every feature is gated on PSI); `time_column`, when both
     frames have it, makes the stability gate compare like calendar months.
     """
-    from training.fairness import fairness_report, positive_threshold
+    from models.metrics import positive_threshold
+    from training.fairness import fairness_report
 
     y = np.asarray(y_true).astype(int)
     p = np.asarray(challenger_proba, dtype=np.float64)
@@ -401,16 +407,6 @@ def shadow_period_gate(settings: Settings, model_name: str, version: str, cfg: P
                       f"{cfg.min_shadow_days} days; serve it with `shadow: [challenger]`){note}")
 
 
-def _client(settings: Settings) -> Any:
-    """An MlflowClient on the settings' tracking server; the global URIs follow, as every command does."""
-    from mlflow import MlflowClient
-
-    from training.tracking import setup_mlflow
-
-    setup_mlflow(settings)
-    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
-
-
 def _alias_version(client: Any, name: str, alias: str) -> Any | None:
     from mlflow.exceptions import MlflowException
 
@@ -431,7 +427,7 @@ def _registered(client: Any, name: str, settings: Settings) -> None:
 
 
 def _run_of(client: Any, version: Any) -> Any:
-    run_id = (version.tags or {}).get("tenure.run_id") or version.run_id
+    run_id = (version.tags or {}).get(TAG_RUN_ID) or version.run_id
     if not run_id:
         raise PromotionError(f"model {version.name} version {version.version} has no run "
                              "(tag tenure.run_id); it was not logged by Tenure")
@@ -504,7 +500,7 @@ def _evaluation_rows(client: Any, run: Any, version: Any, split: dict[str, Any],
 
 
 def _score(name: str, version: str, rows: pd.DataFrame) -> tuple[Any, np.ndarray]:
-    from training.pyfunc import load_tenure_model
+    from models.registry import load_tenure_model
 
     model = load_tenure_model(f"models:/{name}/{version}")
     return model, model.predict_proba(model.encode_frame(rows))
@@ -542,7 +538,7 @@ def promote(model_name: str, settings: Settings, cfg: PromoteConfig, *, force: b
 
     reason = reason.strip() if reason else None
     actor = resolve_actor(actor)
-    client = _client(settings)
+    client = registry_client(settings)
     _registered(client, model_name, settings)
     challenger = _alias_version(client, model_name, CHALLENGER)
     if challenger is None:
@@ -661,50 +657,6 @@ def compact_record(decision: PromotionDecision) -> str:
         out["gates"] = {g.name: 0 for g in decision.failed_gates}
         text = json.dumps(out, separators=(",", ":"))[:MAX_TAG_CHARS]
     return text
-
-
-def promotion_history(model_name: str, settings: Settings) -> list[dict[str, Any]]:
-    """Every recorded decision on any version of `model_name`, oldest first.
-
-    Each item is the full JSON record (model_name, challenger_version, champion_version, status,
-    promoted, forced, gates, reason, actor, timestamp, metrics, config, ...). A version whose
-    record artefacts cannot be read contributes its tag summary instead (`"source": "tag"`).
-    """
-    client = _client(settings)
-    _registered(client, model_name, settings)
-    out: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="tenure-history-") as tmp_dir:
-        for mv in client.search_model_versions(f"name='{model_name}'"):
-            tags = mv.tags or {}
-            found = False
-            run_id = tags.get("tenure.run_id") or mv.run_id
-            if run_id:
-                try:
-                    files = client.list_artifacts(run_id, RECORD_DIR)
-                except Exception:  # noqa: BLE001 - a run whose artefacts are gone still has its tags
-                    files = []
-                for f in files:
-                    if f.is_dir or not f.path.endswith(f"-v{mv.version}.json"):
-                        continue
-                    try:
-                        local = client.download_artifacts(run_id, f.path, tmp_dir)
-                        record = json.loads(Path(local).read_text())
-                    except Exception:  # noqa: BLE001 - fall back to the tag below
-                        continue
-                    record["source"] = "artifact"
-                    out.append(record)
-                    found = True
-            if not found and TAG_STATUS in tags:
-                try:
-                    summary = json.loads(tags.get(TAG_RECORD, "{}"))
-                except ValueError:
-                    summary = {}
-                out.append({"model_name": model_name, "challenger_version": str(mv.version),
-                            "champion_version": summary.get("champion"), "status": tags[TAG_STATUS],
-                            "promoted": tags[TAG_STATUS] != REFUSED, "forced": tags[TAG_STATUS] == FORCED,
-                            "timestamp": tags.get(TAG_AT), "actor": tags.get(TAG_BY),
-                            "reason": tags.get(TAG_REASON), "summary": summary, "source": "tag"})
-    return sorted(out, key=lambda r: r.get("timestamp") or "")
 
 
 def format_gates(decision: PromotionDecision) -> str:

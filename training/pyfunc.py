@@ -2,16 +2,11 @@
 
 `log_tenure_model` logs it (with signature and input example) inside the active run and, when
 `registered_model_name` is given, registers it. The pyfunc is `training/pyfunc_model.py`, logged
-as code with a copy of `training/artifact.py` (MLflow models-from-code): loading it runs no
+as code with a copy of `models/artifact.py` (MLflow models-from-code): loading it runs no
 pickle, and its own small `requirements.txt` (mlflow, lightgbm, numpy, pandas, scikit-learn) is
 all it needs, outside Tenure too.
 
-`load_tenure_model(uri)` gives back the `TenureModel` from any MLflow model URI
-(`models:/churn@champion`, `runs:/<id>/model`), which is how `tenure predict`, promotion and
-monitoring read a model. It only reads: it fetches the `artifacts/tenure_model` folder from
-where the version is stored (MLflow's own download of a `models:/` URI writes a
-`registered_model_meta` file into the model folder, which for a local artefact store is the
-registry's own copy).
+Reading a model back is `models.registry.load_tenure_model`.
 """
 
 from __future__ import annotations
@@ -25,11 +20,10 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from training import artifact
-from training.artifact import TenureModel
+from models import artifact
+from models.artifact import TenureModel
+from models.layout import ARTIFACT_KEY, MODEL_ARTIFACT_PATH
 
-ARTIFACT_KEY = "tenure_model"
-MODEL_ARTIFACT_PATH = "model"
 PYFUNC_CODE = Path(__file__).resolve().with_name("pyfunc_model.py")
 ARTIFACT_CODE = "tenure_artifact.py"  # the name training/pyfunc_model.py imports the artefact code by
 REQUIREMENTS = ("mlflow", "lightgbm", "numpy", "pandas", "scikit-learn")
@@ -76,31 +70,3 @@ def requirements() -> list[str]:
     from importlib.metadata import version
 
     return [f"{pkg}=={version(pkg)}" for pkg in REQUIREMENTS]
-
-
-def _artifact_uri(model_uri: str) -> str:
-    """Where the version's `artifacts/tenure_model` folder is stored (read without writing anything)."""
-    uri = model_uri.rstrip("/")
-    if uri.startswith("models:/"):
-        from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
-
-        uri = ModelsArtifactRepository.get_underlying_uri(uri).rstrip("/")
-    return f"{uri}/artifacts/{ARTIFACT_KEY}"
-
-
-def load_tenure_model(model_uri: str) -> TenureModel:
-    """The TenureModel behind an MLflow model URI (downloads the artefact once)."""
-    from training.tracking import ArtifactLocationError, unreachable_artifacts
-
-    try:
-        local = mlflow.artifacts.download_artifacts(artifact_uri=_artifact_uri(model_uri))
-    except Exception as exc:
-        problem = unreachable_artifacts(model_uri)
-        if problem:
-            raise ArtifactLocationError(problem) from exc
-        raise
-    path = Path(local)
-    if not (path / artifact.META_FILE).exists():
-        raise FileNotFoundError(unreachable_artifacts(model_uri)
-                                or f"{model_uri} is not a Tenure model (no artifacts/{ARTIFACT_KEY})")
-    return TenureModel.load(path)

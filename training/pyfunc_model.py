@@ -1,14 +1,14 @@
 """The MLflow pyfunc of a Tenure model, logged as code (MLflow models-from-code): no pickle.
 
 `training.pyfunc.log_tenure_model` logs this file as the model's `python_model` and a copy of
-`training/artifact.py` as its code (`code/tenure_artifact.py`). MLflow copies both into every
+`models/artifact.py` as its code (`code/tenure_artifact.py`). MLflow copies both into every
 logged model and executes this file when the model is loaded with `mlflow.pyfunc.load_model`;
 nothing is unpickled. It imports nothing from Tenure (the artefact code comes from the model's
 own `code/` folder), so a model loads wherever its own `requirements.txt` is installed, outside
 a Tenure checkout too. `predict` returns the calibrated positive-class probability per row.
 
 Tenure itself (serving, monitoring, `tenure predict`) does not go through this file: it reads
-the same `artifacts/tenure_model` folder with `training.artifact.TenureModel.load`.
+the same `artifacts/tenure_model` folder with `models.artifact.TenureModel.load`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import mlflow
 import pandas as pd
 
 ARTIFACT_KEY = "tenure_model"  # the same key as training.pyfunc.ARTIFACT_KEY (this file imports no Tenure code)
-ARTIFACT_CODE = "tenure_artifact.py"  # the model's copy of training/artifact.py, in its `code/` folder
+ARTIFACT_CODE = "tenure_artifact.py"  # the model's copy of models/artifact.py, in its `code/` folder
 
 
 def _artifact_module(code_file: Path) -> Any:

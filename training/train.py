@@ -65,14 +65,15 @@ from configs.settings import Settings
 from configs.train import TrainConfig
 from features.featureset import FeatureSet, read_featureset
 from models import TASKS, LabelSpec, TaskSpec, Tier, load_spec
-from training.artifact import Calibration, TenureModel
+from models.artifact import Calibration, TenureModel
+from models.layout import CHALLENGER, TAG_RUN_ID
+from models.metrics import binary_metrics
 from training.cv import CVResult, TrainData, choose, cross_validate, passive_openmp, refit
-from training.evaluate import binary_metrics, choose_oof_calibration
+from training.evaluate import choose_oof_calibration
 from training.split import Split, split_featureset
 
 __all__ = ["TrainData", "passive_openmp", "train_task", "lightgbm_params", "monotone_violations"]
 
-CHALLENGER = "challenger"
 OOF_CALIBRATION_PLOT = "oof_calibration.png"
 Echo = Callable[[str], None]
 
@@ -321,17 +322,13 @@ def train_task(task_or_spec: str | TaskSpec, featureset_path: Path | str, cfg: T
     """
     import mlflow
 
+    from models.layout import UNSEEN_ROWS_ARTIFACT
+    from models.tracking import setup_mlflow
     from training import tune as tuning
     from training.plots import plot_calibration, write_plots
     from training.pyfunc import log_tenure_model
     from training.study import StudyRun
-    from training.tracking import (
-        UNSEEN_ROWS_ARTIFACT,
-        git_commit,
-        git_dirty,
-        setup_mlflow,
-        unseen_rows,
-    )
+    from training.tracking import git_commit, git_dirty, unseen_rows
 
     passive_openmp()
     say = echo or (lambda _msg: None)
@@ -514,7 +511,7 @@ def train_task(task_or_spec: str | TaskSpec, featureset_path: Path | str, cfg: T
         version = str(info.registered_model_version)
         client = mlflow.MlflowClient()
         client.set_registered_model_alias(name, CHALLENGER, version)
-        for key, value in {"tenure.task": spec.name, "tenure.run_id": run_id,
+        for key, value in {"tenure.task": spec.name, TAG_RUN_ID: run_id,
                            "tenure.featureset_hash": fs.content_hash, "tenure.featureset_path": str(path),
                            "tenure.chosen": chosen, "tenure.calibration": calibration.method,
                            "tenure.study": study_name}.items():

@@ -33,7 +33,7 @@ import pytest
 from configs.serve import SERVE_CONFIG_ENV, SERVE_OVERRIDES_ENV
 from features.definitions import FEATURES_BY_NAME
 from models import load_spec
-from training.artifact import Calibration, TenureModel
+from models.artifact import Calibration, TenureModel
 
 CALIBRATIONS = {
     "default_risk": Calibration(),

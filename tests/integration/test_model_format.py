@@ -24,7 +24,7 @@ import pytest
 from serving_fixtures import register_champions
 from typer.testing import CliRunner
 
-from configs.cli import app
+from tenure.cli import app
 
 pytestmark = pytest.mark.integration
 

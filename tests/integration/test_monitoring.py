@@ -117,11 +117,12 @@ def _quick_model(task: str, fs_path: Path, settings: Any) -> Champion:
     from configs.train import SplitConfig
     from features.featureset import read_featureset
     from models import load_spec
-    from training.artifact import TenureModel
-    from training.evaluate import binary_metrics, choose_calibration
+    from models.artifact import TenureModel
+    from models.metrics import binary_metrics
+    from models.tracking import setup_mlflow
+    from training.evaluate import choose_calibration
     from training.pyfunc import log_tenure_model
     from training.split import Split, split_featureset
-    from training.tracking import setup_mlflow
 
     fs = read_featureset(fs_path)
     spec = load_spec(task)
@@ -533,7 +534,7 @@ def test_compliance_pack_is_self_contained_complete_and_free_of_personal_data(wo
 def test_cli_exit_statuses_follow_the_level(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from configs.cli import app
+    from tenure.cli import app
 
     for var in ("MLFLOW_TRACKING_URI", "TENURE_ARTIFACT_ROOT", "TENURE_PREDICTION_LOG", "TENURE_OPTUNA_STORAGE"):
         monkeypatch.delenv(var, raising=False)

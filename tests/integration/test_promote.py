@@ -15,13 +15,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from configs.cli import app
 from configs.data import DataConfig
 from configs.features import FeaturesConfig
 from configs.promote import load_promote_config
 from configs.settings import Settings
 from configs.train import TrainConfig, load_train_config
 from models import load_spec
+from models.registry import promotion_history
+from tenure.cli import app
 from training.promote import (
     EXIT_REFUSED,
     FORCED,
@@ -35,7 +36,6 @@ from training.promote import (
     TAG_SUPERSEDED_BY,
     PromotionError,
     promote,
-    promotion_history,
 )
 
 pytestmark = pytest.mark.integration

@@ -27,7 +27,7 @@ from test_training import _invoke, synthetic_featureset
 from configs.settings import Settings
 from features.definitions import FEATURES_BY_NAME
 from features.featureset import read_featureset, write_featureset
-from training.tracking import setup_mlflow
+from models.tracking import setup_mlflow
 
 pytestmark = pytest.mark.integration
 
@@ -61,10 +61,10 @@ def _shifted(rows: pd.DataFrame) -> pd.DataFrame:
 
 def _score(settings: Settings, rows: pd.DataFrame) -> tuple[str, str]:
     """Score `rows` with the champion through the service's scoring code; the log window [since, until)."""
+    from models.registry import load_tenure_model
     from serving.prediction_log import PredictionLog
     from serving.schemas import request_records
     from serving.scoring import Scorer, ServedModel
-    from training.pyfunc import load_tenure_model
 
     client = mlflow.MlflowClient(settings.tracking_uri)
     version = client.get_model_version_by_alias(TASK, "champion")

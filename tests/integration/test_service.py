@@ -350,8 +350,11 @@ def test_bentoml_build_packs_the_service(tmp_path):
     assert len(bentos) == 1
     src = bentos[0].parent / "src"
     for needed in ("serving/service.py", "serving/scoring.py", "configs/serve.yaml", "configs/settings.yaml",
-                   "models/churn.yaml", "features/definitions.py", "training/artifact.py", "training/pyfunc.py"):
+                   "models/churn.yaml", "features/definitions.py", "models/artifact.py", "models/layout.py",
+                   "models/tracking.py"):
         assert (src / needed).is_file(), needed
+    # the service reads models through models/ (the import-linter contract): the trainer stays out
+    assert not (src / "training").exists()
     assert not list(src.rglob("test_*.py")) and not list(src.rglob("__pycache__"))
     info = bentos[0].read_text()
     assert "service: serving.service:Tenure" in info and "/score_batch" in info

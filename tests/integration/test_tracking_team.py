@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 def test_an_experiment_created_meanwhile_by_another_worker_is_used(tmp_path: Path) -> None:
     from mlflow import MlflowClient
 
-    from training.tracking import get_or_create_experiment
+    from models.tracking import get_or_create_experiment
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri)
@@ -37,7 +37,7 @@ def test_an_experiment_created_meanwhile_by_another_worker_is_used(tmp_path: Pat
 def test_artefacts_in_a_folder_of_another_machine_are_named(tmp_path: Path) -> None:
     import mlflow
 
-    from training.tracking import is_local_location, unreachable_artifacts
+    from models.tracking import is_local_location, unreachable_artifacts
 
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     exp = mlflow.create_experiment("x", artifact_location=(tmp_path / "elsewhere").as_uri())

@@ -28,17 +28,17 @@ import yaml
 from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
 
-from configs.cli import app
 from configs.settings import Settings
 from configs.train import load_train_config
 from features import schema
 from features.definitions import FEATURES_BY_NAME, GROUP_COLUMNS
 from features.featureset import FeatureSet, read_featureset, write_featureset
 from models import load_spec
-from training.evaluate import METRICS
+from models.metrics import METRICS
+from models.registry import load_tenure_model
+from models.tracking import setup_mlflow
+from tenure.cli import app
 from training.plots import PLOT_FILES
-from training.pyfunc import load_tenure_model
-from training.tracking import setup_mlflow
 from training.train import train_task
 
 pytestmark = pytest.mark.integration

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -237,3 +238,19 @@ def test_scoring_frame_has_every_feature_for_active_customers(dataset_dir):
     frame = scoring_frame(dataset_dir)
     assert {f.name for f in FEATURES} <= set(frame.columns)
     assert frame["snapshot_date"].nunique() == 1 and len(frame) > 50
+
+
+def test_a_spec_naming_a_feature_the_catalogue_lacks_is_refused_before_anything_is_built(tmp_path):
+    from features.definitions import check_spec
+    from models import SpecError, load_spec_file
+
+    spec = load_spec("churn")
+    raw = spec.model_dump(mode="json")
+    raw["features"] = [*raw["features"], "shoe_size"]
+    path = tmp_path / "churn.yaml"
+    path.write_text(json.dumps(raw))  # JSON is YAML
+    custom = load_spec_file(path)  # the spec alone is valid: models/ does not know the catalogue
+    with pytest.raises(SpecError, match=r"churn: features not defined .*shoe_size"):
+        check_spec(custom)
+    for task in TASKS:
+        check_spec(load_spec(task))

@@ -173,8 +173,8 @@ def test_the_cap_is_a_setting_and_the_cli_refuses_what_it_cannot_do(monkeypatch:
     from typer.testing import CliRunner
 
     from configs import ConfigError
-    from configs.cli import app
     from configs.settings import load_settings
+    from tenure.cli import app
 
     monkeypatch.setenv("TENURE_TRAIN_MAX_CUSTOMERS", "300000")
     assert load_settings().train_max_customers == 300_000

@@ -13,7 +13,6 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from configs.cli import app
 from configs.data import DataConfig
 from features import generate as gen
 from features.definitions import FEATURES_BY_NAME
@@ -22,6 +21,7 @@ from features.io import file_sha256
 from features.manifest import ManifestError, manifest_hash, read_manifest, write_manifest
 from features.schema import PERSONAL_DATA_COLUMNS, TABLES
 from features.validate import read_dataset
+from tenure.cli import app
 
 SMALL = dict(customers=300, months=14, seed=11)
 END = pd.Timestamp("2024-02-29")  # 2023-01-01 + 14 months - 1 day

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from configs.cli import app
+from tenure.cli import app
 
 MLPROJECT = yaml.safe_load((Path(__file__).resolve().parents[2] / "MLproject").read_text())
 

@@ -79,8 +79,8 @@ def test_the_runs_unseen_rows_give_the_reference_where_the_feature_set_is_not(tm
     import lightgbm as lgb
 
     from configs.monitor import load_monitor_config
+    from models.artifact import TenureModel
     from monitoring.monitor import choose_reference
-    from training.artifact import TenureModel
     from training.tracking import unseen_rows
 
     frame = _featureset(50)

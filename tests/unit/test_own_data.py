@@ -12,12 +12,12 @@ import yaml
 from typer.testing import CliRunner
 
 from configs import ConfigError, TenureError
-from configs.cli import app
 from configs.dataset import DatasetConfig, is_personal_column, load_dataset_config
 from configs.settings import Settings, load_settings
 from features.adapters import export_rdataset, load_rdataset, rdataset_featureset
 from features.featureset import read_featureset
 from features.own_data import PersonalDataWarning, build_from_dataset_config, featureset_from_frame
+from tenure.cli import app
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "configs" / "examples"
 PUBLIC = {  # name -> (target, positive label, group columns)

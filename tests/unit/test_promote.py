@@ -15,13 +15,8 @@ from configs import ConfigError
 from configs.promote import PromoteConfig, load_promote_config
 from configs.settings import Settings
 from models import load_spec
-from training.fairness import (
-    FairnessError,
-    auc_standard_error,
-    confidence_gap,
-    group_fairness,
-    positive_threshold,
-)
+from models.metrics import FairnessError, positive_threshold
+from training.fairness import auc_standard_error, confidence_gap, group_fairness
 from training.promote import (
     GateResult,
     PromotionDecision,
@@ -278,7 +273,7 @@ def test_each_gate_can_fail() -> None:
 
 
 def test_ece_noise_floor_matches_simulated_calibrated_models() -> None:
-    from training.evaluate import expected_calibration_error
+    from models.metrics import expected_calibration_error
 
     rng = np.random.default_rng(6)
     for n, shift in ((1500, -1.0), (8000, -3.5)):

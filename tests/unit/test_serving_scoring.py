@@ -19,11 +19,11 @@ import pytest
 
 from features.definitions import FEATURES, FEATURES_BY_NAME
 from models import TASKS, load_spec
+from models.artifact import TenureModel
 from serving.prediction_log import PredictionLog, PredictionLogError, read_predictions
 from serving.reasons import ReasonWriter, format_number, format_value_en
 from serving.schemas import build_batch_model, build_customer_model
 from serving.scoring import Scorer, ScoringError, ServedModel, SingleRowPredictor
-from training.artifact import TenureModel
 
 
 def _fixtures() -> Any:

@@ -9,8 +9,8 @@ import yaml
 from typer.testing import CliRunner
 
 from configs import ConfigError
-from configs.cli import app
 from configs.train import TrainConfig, load_train_config
+from tenure.cli import app
 
 
 def _write(tmp_path: Path, data: dict, name: str = "train.yaml") -> Path:

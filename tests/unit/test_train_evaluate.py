@@ -6,14 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.evaluate import (
-    METRICS,
-    binary_metrics,
-    choose_calibration,
-    expected_calibration_error,
-    fit_calibration,
-    top_fraction_mask,
-)
+from models.metrics import METRICS, binary_metrics, expected_calibration_error, top_fraction_mask
+from training.evaluate import choose_calibration, fit_calibration
 
 
 def test_metrics_match_hand_computation() -> None:

@@ -17,7 +17,7 @@ from sklearn.metrics import roc_auc_score
 from configs.train import load_train_config
 from features.definitions import FEATURES_BY_NAME
 from models import load_spec
-from training.artifact import TenureModel
+from models.artifact import TenureModel
 from training.cv import TrainData, fit_fold
 from training.train import lightgbm_params, monotone_violations
 from training.tune import start_point, tune

@@ -14,9 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from configs.cli import app
 from features.schema import PERSONAL_DATA_COLUMNS, TABLES
 from features.validate import Dataset, DataValidationError, read_dataset, read_table
+from tenure.cli import app
 
 END = "2024-06-30"
 D = pd.Timestamp

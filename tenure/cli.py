@@ -54,7 +54,7 @@ def demo(
     seed: int = typer.Option(42, help="Random seed."),
 ) -> None:
     """Run the whole platform end to end on the embedded default and print where everything went."""
-    from configs.demo import run_demo
     from configs.settings import load_settings
+    from tenure.demo import run_demo
 
     run_demo(load_settings(), customers=customers, months=months, seed=seed)
