@@ -78,11 +78,14 @@ def choose_oof_calibration(raw: np.ndarray, y: np.ndarray, fold: np.ndarray, met
     raw = np.asarray(raw, dtype=np.float64)
     y = np.asarray(y, dtype=np.int64)
     fold = np.asarray(fold)
-    base_auc = _auc(y, raw)
+    base_auc = _auc(y, Calibration()(raw))
     folds = np.unique(fold)
     # folds whose rows hold both classes: the within-fold AUC is defined there
     judged = [(fold == f, float((fold == f).sum())) for f in folds if len(np.unique(y[fold == f])) == 2]
-    base_within = {i: _auc(y[m], raw[m]) for i, (m, _) in enumerate(judged)}
+    # against the uncalibrated probabilities (`none`): what the model outputs without a calibration
+    # (a sigmoid that saturates on extreme raw scores already ties some of them)
+    uncalibrated = Calibration()(raw)
+    base_within = {i: _auc(y[m], uncalibrated[m]) for i, (m, _) in enumerate(judged)}
     scores: dict[str, float] = {}
     candidates = [m for m in methods if m != "isotonic" or len(y) >= isotonic_min_rows]
     for method in ["none", *candidates]:
@@ -104,7 +107,7 @@ def choose_oof_calibration(raw: np.ndarray, y: np.ndarray, fold: np.ndarray, met
         loss = (sum(w * (base_within[i] - _auc(y[m], p[m])) for i, (m, w) in enumerate(judged))
                 / sum(w for _, w in judged)) if judged else 0.0
         scores[f"{method}_auc_loss"] = float(loss)
-        if loss > max_auc_loss:
+        if loss > max_auc_loss and method != "none":
             continue
         scores[method] = float(np.mean((p - y) ** 2))
     best = min((m for m in ["none", *candidates] if m in scores), key=lambda m: (scores[m], m != "none"))

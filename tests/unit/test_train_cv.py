@@ -149,6 +149,19 @@ def test_platt_is_not_dropped_because_two_folds_score_on_different_scales() -> N
     assert roc_auc_score(y[fold == 1], p[fold == 1]) == pytest.approx(roc_auc_score(y[fold == 1], raw[fold == 1]))
 
 
+def test_saturated_raw_scores_keep_a_calibration_choice() -> None:
+    """An overfitted fold model's raw scores beyond +-37 saturate the sigmoid (ties at 0 and 1);
+    `none` is the reference, never dropped, so the choice always has a candidate (it crashed with
+    "min() arg is an empty sequence" in `tenure retrain`)."""
+    rng = np.random.default_rng(5)
+    y = (rng.random(1200) < 0.3).astype(np.int64)
+    raw = np.where(y == 1, rng.normal(30, 15, 1200), rng.normal(-5, 15, 1200))
+    fold = np.repeat([0, 1, 2], 400)
+    cal, scores = choose_oof_calibration(raw, y, fold, ["platt"], isotonic_min_rows=10_000, max_auc_loss=0.002)
+    assert scores["none_auc_loss"] == 0.0 and "none" in scores
+    assert cal.method in ("none", "platt")
+
+
 def test_refit_rounds_scale_with_the_rows_for_a_random_split_and_stay_the_mean_out_of_time() -> None:
     from configs.train import load_train_config
     from training.cv import CVResult
