@@ -310,11 +310,12 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def markdown(summary: dict[str, Any], rows: list[dict[str, Any]], done: int, planned: int) -> str:
     loads = [r["load_average"][0] for r in rows if "load_average" in r]
-    lines = [f"{done} of {planned} (table, seed) runs done. The machine was shared with other sessions' tests, "
-             f"demos and benchmarks (1-minute load average at the end of each run: "
-             f"{min(loads) if loads else 'n/a'}-{max(loads) if loads else 'n/a'} on 2 cores), so the wall times "
-             "are several times what an idle 2-core machine takes; Tenure's search is bounded by its 90 s "
-             "timeout, so under load it runs fewer of its 25 trials (column trials).", "",
+    trials = [r["tenure_info"].get("trials") for r in rows if "tenure_info" in r]
+    lines = [f"{done} of {planned} (table, seed) runs done; 1-minute load average at the end of each run "
+             f"{min(loads) if loads else 'n/a'}-{max(loads) if loads else 'n/a'} on 2 cores (above 2, other jobs "
+             "shared the machine and the wall times grow). Tenure's search is bounded by 25 trials or its 90 s "
+             f"timeout, whichever comes first: it ran {min(trials) if trials else 'n/a'}-"
+             f"{max(trials) if trials else 'n/a'} trials (column trials).", "",
              "| table | train rows | logistic regression | default LightGBM | Optuna 60 x 5-fold | Tenure | bar "
              "(max(LR, LGBM) - 0.005) | pass | Tenure train s | Optuna s |",
              "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|"]

@@ -10,12 +10,14 @@ in chunks (`tenure data generate --chunk-customers`), outside the measurement.
 
 Sizes: the pandas path at the largest size it does in a few GB (100k customers), Dask at the same
 size (same content hashes expected) and at 1M customers. `SCALE_FEATURES_CUSTOMERS=20000,50000`
-(pandas size, Dask size) for a quick run.
+(pandas size, Dask size) for a quick run. `SCALE_FEATURES_DATA=DIR` reuses datasets generated
+beforehand into `DIR/c<customers>` with their timing in `DIR/c<customers>.generate.json`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -128,7 +130,14 @@ def features_section(workdir: Path) -> tuple[dict[str, Any], str]:
     env["TENURE_HOME"] = str(workdir / "home")
     tenure = str(BIN / "tenure")
     datasets, runs = {}, []
+    reuse = Path(os.environ["SCALE_FEATURES_DATA"]) if os.environ.get("SCALE_FEATURES_DATA") else None
     for n in sorted({pandas_n, dask_n}):
+        if reuse is not None and (reuse / f"c{n}" / "manifest.json").exists() and (reuse / f"c{n}.generate.json").exists():
+            # generated earlier with the same command and seed (the timing file is written by the same
+            # `measure`): generation is not part of the measurement anyway
+            datasets[n] = {"dir": reuse / f"c{n}", "generate": json.loads((reuse / f"c{n}.generate.json").read_text())}
+            print(f"   reusing {datasets[n]['dir']} ({n:,} customers)", flush=True)
+            continue
         out = workdir / "data" / f"c{n}"
         print(f"   generating {n:,} customers x {MONTHS} months (chunks of {CHUNK_CUSTOMERS:,})", flush=True)
         gen = measure([tenure, "data", "generate", "--customers", str(n), "--months", str(MONTHS), "--seed", str(SEED),
