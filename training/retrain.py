@@ -61,10 +61,10 @@ class RetrainResult:
 
 
 def level_reached(level: str, if_level: str) -> bool:
-    """Whether the monitor's `level` is at least `if_level` (ok < warn < alert)."""
-    from monitoring.alerts import LEVELS
+    """Whether the monitor's `level` is at least `if_level` (ok < warn < alert; not_measured: never)."""
+    from monitoring.alerts import reached
 
-    return LEVELS.index(level) >= LEVELS.index(if_level)  # type: ignore[arg-type]
+    return reached(level, if_level)
 
 
 def retrain(task: str, featureset: Path, settings: Settings, *, if_level: str, monitor_cfg: MonitorConfig,
