@@ -323,7 +323,7 @@ class TrialWorkers:
 
 def _worker_main(job_path: str, index: int) -> None:
     """A child worker: trials only, logged as nested runs of the coordinator's MLflow run."""
-    from training.train import passive_openmp
+    from training.cv import passive_openmp
 
     passive_openmp()
     with open(job_path, "rb") as fh:
