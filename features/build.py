@@ -166,7 +166,8 @@ def compute_panel(dataset) -> Panel:  # dataset: features.validate.Dataset
     cols["renewals_total"] = _month_panel(lc[is_renewal], start_month[is_renewal], n, n_months)
     early = (leases["status"] == "terminated_early").to_numpy()
     close_month = _month_index(leases["closed_date"], start)
-    cols["early_terminations_24m"] = _trailing(_month_panel(lc[early], close_month[early], n, n_months), 24)
+    cols["_early_termination_events"] = _month_panel(lc[early], close_month[early], n, n_months)
+    cols["early_terminations_24m"] = _trailing(cols["_early_termination_events"], 24)
 
     start_ns = leases["start_date"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
     term_codes = pd.Categorical(leases["term_type"], categories=FEATURES_BY_NAME["main_term_type"].categories)
@@ -365,6 +366,8 @@ LABEL_EVENTS: dict[str, Callable[[Panel, np.ndarray, int], np.ndarray]] = {
     "churn": lambda panel, ks, h: (panel["active_leases"][:, ks + h] == 0)
     & (_window(panel, "_default_closures", ks, h) == 0),
     "upsell": lambda panel, ks, h: _window(panel, "_upsell_events", ks, h) > 0,
+    # a lease of the customer ends early (status terminated_early, closed in the window)
+    "early_termination": lambda panel, ks, h: _window(panel, "_early_termination_events", ks, h) > 0,
 }
 
 
