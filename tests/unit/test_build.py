@@ -280,7 +280,7 @@ def test_a_task_from_a_spec_file_builds_its_featureset_from_the_spec_alone(datas
     active = panel["active_leases"]
     k_of = {s: k for k, s in enumerate(panel.snapshots)}
     c_of = {c: i for i, c in enumerate(panel.customer_ids)}
-    assert all(active[c_of[c], k_of[pd.Timestamp(s)]] > 0 for c, s in zip(frame["customer_id"], frame["snapshot_date"]))
+    assert all(active[c_of[c], k_of[pd.Timestamp(s)]] > 0 for c, s in zip(frame["customer_id"], frame["snapshot_date"], strict=True))
     # the label against the raw leases table
     leases = dataset["leases"]
     early = leases[leases["status"] == "terminated_early"]
