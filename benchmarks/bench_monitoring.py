@@ -197,7 +197,7 @@ def worker(tool: str, rows: int, reference_rows: int, seed: int) -> dict[str, An
     if tool == "evidently":
         import evidently  # noqa: F401 - imported before timing
     else:
-        import scipy.spatial  # noqa: F401
+        import scipy.spatial
         import scipy.stats  # noqa: F401
     fn = {"evidently": _evidently, "tenure": _tenure, "read_log": _read_log}[tool]
     verdicts, measured = fn(ref, cur, defs) if tool != "read_log" else fn(cur, defs)

@@ -16,7 +16,7 @@ lateness needs a per-snapshot pass, over the invoices due in the trailing 12 mon
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,7 +166,8 @@ def compute_panel(dataset) -> Panel:  # dataset: features.validate.Dataset
     cols["renewals_total"] = _month_panel(lc[is_renewal], start_month[is_renewal], n, n_months)
     early = (leases["status"] == "terminated_early").to_numpy()
     close_month = _month_index(leases["closed_date"], start)
-    cols["early_terminations_24m"] = _trailing(_month_panel(lc[early], close_month[early], n, n_months), 24)
+    cols["_early_termination_events"] = _month_panel(lc[early], close_month[early], n, n_months)
+    cols["early_terminations_24m"] = _trailing(cols["_early_termination_events"], 24)
 
     start_ns = leases["start_date"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
     term_codes = pd.Categorical(leases["term_type"], categories=FEATURES_BY_NAME["main_term_type"].categories)
@@ -351,29 +352,45 @@ _STATIC = ("customer_type", "industry", "size_band", "region", "acquisition_chan
            "credit_score", "credit_class", "debt_ratio", "blacklisted", "payment_method")
 
 
+def _window(panel: Panel, name: str, ks: np.ndarray, h: int) -> np.ndarray:
+    """Events of the monthly counter `name` in the months [k, k + h) after each snapshot k."""
+    cum = panel[name]
+    return cum[:, ks + h] - cum[:, ks]
+
+
+# a task's label, by `label.event` of its spec: one function of the panel, the snapshots and the
+# horizon; a new event is one entry here (and its counters in `compute_panel`)
+LABEL_EVENTS: dict[str, Callable[[Panel, np.ndarray, int], np.ndarray]] = {
+    "default_60dpd": lambda panel, ks, h: _window(panel, "_default_events", ks, h) > 0,
+    # no active lease at the window's end, and not because a lease defaulted
+    "churn": lambda panel, ks, h: (panel["active_leases"][:, ks + h] == 0)
+    & (_window(panel, "_default_closures", ks, h) == 0),
+    "upsell": lambda panel, ks, h: _window(panel, "_upsell_events", ks, h) > 0,
+    # a lease of the customer ends early (status terminated_early, closed in the window)
+    "early_termination": lambda panel, ks, h: _window(panel, "_early_termination_events", ks, h) > 0,
+}
+
+
+def eligible_rows(panel: Panel, eligibility: str, ks: np.ndarray) -> np.ndarray:
+    """Who is scored at snapshots `ks`, by the spec's `label.eligibility`: every customer (`all`),
+    customers with an active lease (`active_lease`), or those not already 60+ days past due too
+    (`active_lease_not_in_default`)."""
+    active = panel["active_leases"][:, ks] > 0
+    if eligibility == "all":
+        return np.ones_like(active)
+    if eligibility == "active_lease":
+        return active
+    if eligibility == "active_lease_not_in_default":
+        return active & (panel["dpd_current"][:, ks] < DEFAULT_DPD)
+    raise TenureError(f"unknown label eligibility {eligibility!r}")  # pragma: no cover - specs are validated
+
+
 def _labels(panel: Panel, spec: TaskSpec, ks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(eligible, label) arrays of shape (n, len(ks)) for the task at snapshots `ks`."""
-    h = spec.label.horizon_months
-    active = panel["active_leases"][:, ks] > 0
-
-    def window(name: str) -> np.ndarray:  # events in months [k, k + h)
-        cum = panel[name]
-        return cum[:, ks + h] - cum[:, ks]
-
-    if spec.label.event == "default_60dpd":
-        eligible = active & (panel["dpd_current"][:, ks] < DEFAULT_DPD)
-        label = window("_default_events") > 0
-    elif spec.label.event == "churn":
-        eligible = active
-        label = (panel["active_leases"][:, ks + h] == 0) & (window("_default_closures") == 0)
-    elif spec.label.event == "upsell":
-        eligible = active
-        label = window("_upsell_events") > 0
-    else:  # pragma: no cover - specs are validated
+    label_of = LABEL_EVENTS.get(spec.label.event)
+    if label_of is None:  # pragma: no cover - specs are validated
         raise TenureError(f"task {spec.name}: label event {spec.label.event!r} needs a source table")
-    if spec.label.eligibility == "all":
-        eligible = np.ones_like(eligible)
-    return eligible, label
+    return eligible_rows(panel, spec.label.eligibility, ks), label_of(panel, ks, spec.label.horizon_months)
 
 
 def panel_frame(panel: Panel, customers: pd.DataFrame, feature_names: Iterable[str],
@@ -502,6 +519,6 @@ def scoring_frame(dataset_dir: Path, snapshot: str | None = None, eligible_for: 
         k = int(matches[0])
     ks = np.array([k])
     mask = panel["active_leases"][:, ks] > 0
-    if eligible_for is not None and load_spec(eligible_for).label.eligibility == "active_lease_not_in_default":
-        mask &= panel["dpd_current"][:, ks] < DEFAULT_DPD
+    if eligible_for is not None:
+        mask &= eligible_rows(panel, load_spec(eligible_for).label.eligibility, ks)
     return panel_frame(panel, dataset["customers"], [f.name for f in FEATURES], ks, mask)

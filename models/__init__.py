@@ -29,7 +29,7 @@ class _Strict(BaseModel):
 
 class LabelSpec(_Strict):
     name: str
-    event: Literal["default_60dpd", "churn", "upsell", "column"]
+    event: Literal["default_60dpd", "churn", "upsell", "early_termination", "column"]
     horizon_months: int = Field(ge=1, le=24)
     eligibility: Literal["active_lease", "active_lease_not_in_default", "all"]
     definition: str

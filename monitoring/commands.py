@@ -9,16 +9,15 @@ compliance page's path).
 Exit statuses of `tenure monitor`: 0 by default; with `--fail-on warn`: 10 when the overall
 level is warn, 20 when it is alert; with `--fail-on alert`: 20 on alert, 0 otherwise. A usage or
 input error exits 2 (`configs.console.user_errors`).
-
-`monitor_task`, `MonitorResult`, `compliance_pack` and `drift_history` are importable from here
-too; they load on first use, so `tenure --help` stays fast.
+The stage's API is imported from its modules (`monitoring.monitor`, `monitoring.compliance`,
+`monitoring.reports`), inside the commands, so `tenure --help` stays fast.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -26,18 +25,6 @@ from configs import ConfigError
 from configs.console import SettingsOpt, user_errors
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Monitoring config YAML overriding configs/monitor.yaml.")]
-
-_LAZY = {"monitor_task": "monitoring.monitor", "MonitorResult": "monitoring.monitor",
-         "compliance_pack": "monitoring.compliance", "drift_history": "monitoring.reports"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 
 def _err(message: str) -> None:
     typer.echo(message, err=True)

@@ -198,7 +198,7 @@ def _read_postgres(url: str, equals: Mapping[str, Any], since: str | None, until
         sql.SQL(", ").join(exprs), sql.Identifier(TABLE), where_sql)
     try:
         con = connect(url, 600_000)
-    except Exception as exc:  # noqa: BLE001 - psycopg.OperationalError and bad URLs alike
+    except Exception as exc:  # psycopg.OperationalError and bad URLs alike
         raise PredictionLogError(f"cannot connect to the prediction log {where}: {_one_line(exc)}") from exc
     try:
         _check_pg_columns(con, where)
@@ -219,7 +219,7 @@ def _read_postgres(url: str, equals: Mapping[str, Any], since: str | None, until
                     _add_arrow_batch(acc, batch, names, features)
     except PredictionLogError:
         raise
-    except Exception as exc:  # noqa: BLE001 - psycopg.Error, Arrow parse errors
+    except Exception as exc:  # psycopg.Error, Arrow parse errors
         raise PredictionLogError(f"prediction log {where}: reading table {TABLE!r} failed: {_one_line(exc)}") from exc
     finally:
         con.close()

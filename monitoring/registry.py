@@ -183,5 +183,5 @@ def load_model(ref: VersionRef) -> Any:
         return load_tenure_model(ref.uri)
     except TenureError as exc:  # says what to do already
         raise MonitoringError(str(exc)) from exc
-    except Exception as exc:  # noqa: BLE001 - any loading failure is the user's to act on
+    except Exception as exc:  # any loading failure is the user's to act on
         raise MonitoringError(f"cannot load {ref.uri}: {type(exc).__name__}: {exc}") from exc

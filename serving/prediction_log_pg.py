@@ -111,7 +111,7 @@ class PostgresPredictionLog:
         except PredictionLogError:
             self.close()
             raise
-        except Exception as exc:  # noqa: BLE001 - psycopg.Error and connection failures alike
+        except Exception as exc:  # psycopg.Error and connection failures alike
             self.close()
             raise PredictionLogError(f"cannot initialise the prediction log {self.where}: {_reason(exc)}") from exc
 
@@ -120,7 +120,7 @@ class PostgresPredictionLog:
         if con is None or con.closed:
             try:
                 con = connect(self.url, self.timeout_ms)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 raise PredictionLogError(f"cannot connect to the prediction log {self.where}: {_reason(exc)}") from exc
             self._local.con = con
             with self._lock:
@@ -142,7 +142,7 @@ class PostgresPredictionLog:
         try:
             with con.transaction(), con.cursor() as cur:
                 cur.executemany(self._insert, rows)
-        except Exception as exc:  # noqa: BLE001 - any failure means the rows are not committed
+        except Exception as exc:  # any failure means the rows are not committed
             self._discard(con)  # a broken or aborted connection is reopened by the next write
             raise PredictionLogError(f"writing {len(rows)} rows to the prediction log {self.where} failed: "
                                      f"{_reason(exc)}") from exc

@@ -71,7 +71,7 @@ def resolve_champions(tracking_uri: str, tasks: Sequence[str], alias: str = CHAM
     where = redact_uri(tracking_uri)
     try:
         client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    except Exception as exc:  # noqa: BLE001 - any client failure means: cannot reach it
+    except Exception as exc:  # any client failure means: cannot reach it
         raise RegistryError(f"cannot open the MLflow registry {where}: {redact_uri(str(exc))}") from exc
     refs: dict[str, ChampionRef] = {}
     problems: list[str] = []
@@ -86,7 +86,7 @@ def resolve_champions(tracking_uri: str, tasks: Sequence[str], alias: str = CHAM
                 continue
             raise RegistryError(f"cannot reach the MLflow registry {where} (reading model {name!r}): "
                                 f"{redact_uri(str(exc))}") from exc
-        except Exception as exc:  # noqa: BLE001 - connection errors, timeouts
+        except Exception as exc:  # connection errors, timeouts
             raise RegistryError(f"cannot reach the MLflow registry {where} (reading model {name!r}): "
                                 f"{redact_uri(str(exc))}") from exc
         aliases = dict(getattr(registered, "aliases", {}) or {})
@@ -98,7 +98,7 @@ def resolve_champions(tracking_uri: str, tasks: Sequence[str], alias: str = CHAM
             continue
         try:
             mv = client.get_model_version(name, str(version))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise RegistryError(f"cannot read {name!r} version {version} from the MLflow registry {where}: "
                                 f"{redact_uri(str(exc))}") from exc
         refs[task] = ChampionRef(task=task, model_name=name, alias=alias, version=str(mv.version),
@@ -157,7 +157,7 @@ def download_models(tracking_uri: str, refs: Mapping[str, ChampionRef], dst: Pat
     for task, ref in refs.items():
         try:
             local = mlflow.artifacts.download_artifacts(artifact_uri=ref.uri, dst_path=str(Path(dst) / task))
-        except Exception as exc:  # noqa: BLE001 - missing artefacts, unreadable store
+        except Exception as exc:  # missing artefacts, unreadable store
             raise RegistryError(unreachable_artifacts(ref.uri) or f"cannot download {ref.uri} (alias {ref.alias!r}) "
                                 f"from {where}: {redact_uri(str(exc))}") from exc
         path = Path(local) / "artifacts" / ARTIFACT_KEY
@@ -180,7 +180,7 @@ def load_models(refs: Mapping[str, ChampionRef], accepted: Mapping[str, Mapping[
             raise RegistryError(f"{ref.uri}: no local copy to load (download it first)")
         try:
             model = TenureModel.load(Path(ref.path))
-        except Exception as exc:  # noqa: BLE001 - unreadable files, wrong format, other artefact version
+        except Exception as exc:  # unreadable files, wrong format, other artefact version
             raise RegistryError(f"cannot load {ref.uri} (alias {ref.alias!r}) from {ref.path}: {exc}") from exc
         issues = check_servable(ref, model, accepted)
         if issues:

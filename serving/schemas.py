@@ -291,12 +291,6 @@ class ModelInfoResponse(_Out):
     features: list[FeatureInfo] = Field(description="Every feature the request accepts.")
 
 
-class ErrorResponse(_Out):
-    """The body of every 4xx/5xx the service itself produces."""
-
-    error: str
-    detail: list[dict[str, Any]] = Field(default_factory=list)
-
 
 def feature_info(defn: FeatureDef | Mapping[str, Any]) -> FeatureInfo:
     d = defn.to_dict() if isinstance(defn, FeatureDef) else dict(defn)

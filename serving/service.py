@@ -47,6 +47,7 @@ from configs import TenureError
 from configs.serve import serve_config_from_env
 from configs.settings import load_settings
 from features.definitions import FEATURES
+from models import TASKS, load_spec
 from serving import schemas
 from serving.guard import RequestGuard, error_body
 from serving.openapi import OpenAPIDocument, conform
@@ -81,7 +82,8 @@ BatchResponse = _io(schemas.BatchResponse)
 PredictResponse = _io(schemas.PredictResponse)
 ModelInfoResponse = _io(schemas.ModelInfoResponse)
 
-PREDICT_ROUTES = {"default_risk": "/predict_default_risk", "churn": "/predict_churn", "upsell": "/predict_upsell"}
+# one fast-path route per task spec in models/ (`/predict_<task>`): a new task is a new spec file
+PREDICT_ROUTES = {task: f"/predict_{task}" for task in TASKS}
 SCORING = ("/score", "/score_batch", *PREDICT_ROUTES.values())
 PROTECTED = (*SCORING, "/model_info")
 ADMIN = ("/admin/reload",)
@@ -108,6 +110,19 @@ def _log_failure(exc: PredictionLogError) -> Response:
     logger.error("prediction log write failed, answering 503: %s", exc)
     return _error(503, "the prediction could not be recorded in the prediction log, so it is not returned; "
                        "retry later", ["prediction_log"], "log_unavailable")
+
+
+def _predict_api(task: str, route: str) -> Any:
+    """The fast-path API of one task (`POST /predict_<task>`), documented from its spec."""
+    spec = load_spec(task)
+
+    async def predict(self: Any, customer: CustomerRecord, /) -> schemas.PredictResponse | Response:  # type: ignore[valid-type]
+        return await self._predict(task, customer)
+
+    predict.__name__ = predict.__qualname__ = f"predict_{task}"
+    predict.__doc__ = (f"{spec.title} only: probability, tier and action for one customer; no reasons. "
+                       f"The fast path. {spec.question}")
+    return bentoml.api(route=route, output_spec=PredictResponse)(predict)
 
 
 @bentoml.service(
@@ -205,21 +220,9 @@ class Tenure:
         response, rows = scorer.predict_unlogged(task, record)
         return await _logged(scorer, response, rows, [record])
 
-    @bentoml.api(route=PREDICT_ROUTES["default_risk"], output_spec=PredictResponse)
-    async def predict_default_risk(self, customer: CustomerRecord, /) -> schemas.PredictResponse | Response:  # type: ignore[valid-type]
-        """Default risk only: probability, tier and action (deposit ratio, max term, rate adjustment,
-        warning level) for one customer; no reasons. The fast path."""
-        return await self._predict("default_risk", customer)
-
-    @bentoml.api(route=PREDICT_ROUTES["churn"], output_spec=PredictResponse)
-    async def predict_churn(self, customer: CustomerRecord, /) -> schemas.PredictResponse | Response:  # type: ignore[valid-type]
-        """Churn only: probability, tier and retention action for one customer; no reasons. The fast path."""
-        return await self._predict("churn", customer)
-
-    @bentoml.api(route=PREDICT_ROUTES["upsell"], output_spec=PredictResponse)
-    async def predict_upsell(self, customer: CustomerRecord, /) -> schemas.PredictResponse | Response:  # type: ignore[valid-type]
-        """Upsell only: probability, tier and offer for one customer; no reasons. The fast path."""
-        return await self._predict("upsell", customer)
+    for _task, _route in PREDICT_ROUTES.items():  # the class namespace takes one API per task
+        locals()[f"predict_{_task}"] = _predict_api(_task, _route)
+    del _task, _route
 
     @bentoml.api(route="/model_info", output_spec=ModelInfoResponse)
     async def model_info(self) -> schemas.ModelInfoResponse:

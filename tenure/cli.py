@@ -15,7 +15,8 @@ from features.commands import data_app, features_app
 from monitoring.commands import compliance, monitor
 from serving.commands import compare as compare_command
 from serving.commands import serve as serve_command
-from training.promote_cli import promote as promote_command
+from tenure.promote_cli import promote as promote_command
+from tenure.retrain import retrain_command
 
 app = typer.Typer(
     name="tenure",
@@ -29,7 +30,7 @@ app.add_typer(features_app, name="features")
 app.command("promote")(promote_command)
 app.command("train")(training.commands.train)
 app.command("predict")(training.commands.predict)
-app.command("retrain")(training.commands.retrain)
+app.command("retrain")(retrain_command)
 app.command("serve")(serve_command)
 app.command("compare")(compare_command)
 app.command("monitor")(monitor)

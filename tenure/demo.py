@@ -223,7 +223,7 @@ def run_demo(settings: Settings, customers: int = DEMO_CUSTOMERS, months: int = 
         t0 = time.perf_counter()
         try:
             step(state)
-        except Exception as exc:  # noqa: BLE001 - reported with the step's name
+        except Exception as exc:  # reported with the step's name
             raise DemoStepError(name, exc) from exc
         state.timings[name] = time.perf_counter() - t0
     _summary(state)

@@ -1,10 +1,9 @@
-"""CLI commands of the training stage: `tenure train`, `tenure predict` and `tenure retrain` (plain
-functions for Typer).
+"""CLI commands of the training stage: `tenure train` and `tenure predict` (plain functions for Typer).
 
-`tenure/cli.py` registers them with `app.command("train")(train)`,
-`app.command("predict")(predict)` and `app.command("retrain")(retrain)`. They are thin: parse,
-load config and settings, call `training.train.train_task` / `training.predict.predict_file` /
-`training.retrain.retrain`.
+`tenure/cli.py` registers them with `app.command("train")(train)` and
+`app.command("predict")(predict)`. They are thin: parse, load config and settings, call
+`training.train.train_task` / `training.predict.predict_file`. (`tenure retrain` is the app's:
+`tenure.retrain`.)
 
 Output contract of `tenure train`: progress goes to stderr; stdout holds one JSON object per
 trained task, one line each, in task order (`--task all`: default_risk, churn, upsell), with keys
@@ -165,54 +164,3 @@ def predict(
                            "rejected": result.rejected,
                            "rejected_path": str(result.rejected_path) if result.rejected_path else None,
                            "model_uri": result.model_uri}))
-
-
-@user_errors
-def retrain(
-    task: Annotated[str, typer.Option(help="default_risk | churn | upsell: the task whose champion is watched.")],
-    if_level: Annotated[str, typer.Option("--if-level", help="ok | warn | alert: train and promote only when the "
-                                                             "monitor's level is at least this.")] = "alert",
-    dataset: Annotated[str, typer.Option(help="Feature sets under <home>/features/<dataset>/<task>.parquet "
-                                              "(rebuild them from fresh data first).")] = "demo",
-    featureset: Annotated[Path | None, typer.Option(help="A feature-set file to train on instead.")] = None,
-    since: Annotated[str | None, typer.Option(help="Monitoring window start, ISO 8601 (on scored_at).")] = None,
-    until: Annotated[str | None, typer.Option(help="Monitoring window end, ISO 8601 (default: now).")] = None,
-    outcomes: Annotated[Path | None, typer.Option(help="Dataset folder whose labels are joined to the logged "
-                                                       "rows (measured performance).")] = None,
-    trials: Annotated[int | None, typer.Option(help="Optuna trials of the training step.")] = None,
-    timeout: Annotated[float | None, typer.Option(help="Seconds of search of the training step.")] = None,
-    monitor_config: Annotated[Path | None, typer.Option(help="YAML overriding configs/monitor.yaml.")] = None,
-    train_config: Annotated[Path | None, typer.Option(help="YAML overriding configs/train.yaml.")] = None,
-    promote_config: Annotated[Path | None, typer.Option(help="YAML overriding configs/promote.yaml.")] = None,
-    actor: Annotated[str | None, typer.Option(help="Who is recorded as promoting (default: tenure retrain).")] = None,
-    settings: SettingsOpt = None,
-) -> None:
-    """Monitor a champion; from --if-level on, train a new version and promote it through the gates.
-
-    Exit 0: skipped (level below --if-level) or promoted; 3: refused by a gate (the champion stays); 2: an error.
-    """
-    from training.train import passive_openmp
-
-    passive_openmp()  # before anything imports lightgbm
-    from configs.monitor import load_monitor_config
-    from configs.promote import load_promote_config
-    from configs.settings import load_settings
-    from configs.train import load_train_config
-    from monitoring.alerts import LEVELS
-    from training.promote import EXIT_REFUSED
-    from training.retrain import REFUSED
-    from training.retrain import retrain as run_retrain
-
-    if if_level not in LEVELS:
-        raise ConfigError(f"--if-level must be one of {', '.join(LEVELS)}, got {if_level!r}")
-    parse_train_tasks(task)
-    st = load_settings(settings)
-    result = run_retrain(task, featureset or st.featureset_path(dataset, task), st, if_level=if_level,
-                         monitor_cfg=load_monitor_config(monitor_config),
-                         train_cfg=load_train_config(train_config, trials=trials, timeout=timeout),
-                         promote_cfg=load_promote_config(promote_config), since=since, until=until,
-                         outcomes=outcomes, actor=actor, echo=_err)
-    _err(result.line())
-    typer.echo(json.dumps(result.to_dict()))
-    if result.action == REFUSED:
-        raise typer.Exit(code=EXIT_REFUSED)

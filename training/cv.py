@@ -46,7 +46,7 @@ def passive_openmp() -> None:
 class TrainData:
     """Encoded development rows, their CV folds and the fixed boosting policy."""
 
-    X: np.ndarray  # noqa: N815 - ML convention
+    X: np.ndarray  # ML convention
     y: np.ndarray
     folds: list[Fold]
     feature_names: list[str]

@@ -53,7 +53,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -389,18 +389,15 @@ def resolve_actor(actor: str | None = None) -> str:
         return "unknown"
 
 
-def shadow_period_gate(settings: Settings, model_name: str, version: str, cfg: PromoteConfig) -> GateResult:
-    """`shadow_period`: the challenger scored live traffic as a shadow for `min_shadow_days` and
-    `min_shadow_rows` (read from the prediction log, `serving.compare.shadow_period`)."""
-    from serving.compare import shadow_period
-    from serving.prediction_log import PredictionLogError
+ShadowEvidence = Callable[[str], tuple[int, float, str]]  # version -> (rows, days, note)
 
-    try:
-        rows, days = shadow_period(settings.prediction_log_target, model_name, model_name, version)
-    except PredictionLogError as exc:
-        rows, days, note = 0, 0.0, f"; the prediction log cannot be read: {exc}"
-    else:
-        note = ""
+
+def shadow_period_gate(evidence: tuple[int, float, str], cfg: PromoteConfig) -> GateResult:
+    """`shadow_period`: the challenger scored live traffic as a shadow for `min_shadow_days` and
+    `min_shadow_rows`. The evidence (rows and days in the prediction log) is the caller's: the app
+    layer reads it from the log (`tenure.promotion.shadow_evidence`); promotion reads no log.
+    `evidence`: (shadow rows, days, a note appended to the detail)."""
+    rows, days, note = evidence
     ok = rows >= cfg.min_shadow_rows and days >= cfg.min_shadow_days
     return GateResult("shadow_period", ok, round(days, 3), cfg.min_shadow_days,
                       f"{rows} shadow rows over {days:.2f} days (needs {cfg.min_shadow_rows} rows over "
@@ -525,7 +522,8 @@ def _champion_overlap(client: Any, champion: Any, split: dict[str, Any]) -> str:
 
 
 def promote(model_name: str, settings: Settings, cfg: PromoteConfig, *, force: bool = False,
-            reason: str | None = None, actor: str | None = None) -> PromotionDecision:
+            reason: str | None = None, actor: str | None = None,
+            shadow: ShadowEvidence | None = None) -> PromotionDecision:
     """Evaluate the `challenger` of `model_name` against the gates and the `champion`; record it.
 
     Returns the decision (also when refused); raises PromotionError when the decision cannot be
@@ -589,7 +587,11 @@ def promote(model_name: str, settings: Settings, cfg: PromoteConfig, *, force: b
         metrics["champion"]["version"] = str(champion.version)
 
     if champion is not None and (cfg.min_shadow_days > 0 or cfg.min_shadow_rows > 0):
-        gates.append(shadow_period_gate(settings, model_name, str(challenger.version), cfg))
+        if shadow is None:  # a shadow period is required but nobody can show one: the gate fails
+            gates.append(shadow_period_gate((0, 0.0, "; no prediction-log reader was given to promote() "
+                                                          "(promote with `tenure promote`)"), cfg))
+        else:
+            gates.append(shadow_period_gate(shadow(str(challenger.version)), cfg))
     failed = [g for g in gates if not g.passed]
     promoted = not failed or force
     if reason is None:

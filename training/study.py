@@ -166,7 +166,7 @@ def open_storage(url: str) -> Any:
         with lock(), warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats
             return optuna.storages.RDBStorage(url, **kwargs)
-    except Exception as exc:  # noqa: BLE001 - driver errors, unreachable servers, bad URLs
+    except Exception as exc:  # driver errors, unreachable servers, bad URLs
         raise StudyError(f"cannot open the Optuna storage {redact_url(url)}: {' '.join(str(exc).split())[:500]}") \
             from exc
     finally:
@@ -323,11 +323,11 @@ class TrialWorkers:
 
 def _worker_main(job_path: str, index: int) -> None:
     """A child worker: trials only, logged as nested runs of the coordinator's MLflow run."""
-    from training.train import passive_openmp
+    from training.cv import passive_openmp
 
     passive_openmp()
     with open(job_path, "rb") as fh:
-        job: WorkerJob = pickle.load(fh)  # noqa: S301 - written by the parent process for this child
+        job: WorkerJob = pickle.load(fh)  # written by the parent process for this child
     if job.tracking_uri and job.parent_run_id:
         import mlflow
 

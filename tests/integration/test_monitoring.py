@@ -379,7 +379,7 @@ def test_estimated_auc_is_within_003_of_the_measured_one_on_baseline(world: Worl
 def test_reports_are_written_logged_to_mlflow_and_kept_as_history(world: World) -> None:
     from mlflow import MlflowClient
 
-    from monitoring.commands import drift_history
+    from monitoring.reports import drift_history
 
     champion = world.champions[TASK]
     results = [r for (task, _), r in world.results.items() if task == TASK]

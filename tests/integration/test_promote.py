@@ -84,7 +84,7 @@ def _train_cfg(**split: object) -> TrainConfig:
     })
 
 
-def _client(settings: Settings):  # noqa: ANN202 - mlflow type
+def _client(settings: Settings):  # mlflow type
     from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)

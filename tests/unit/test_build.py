@@ -254,3 +254,38 @@ def test_a_spec_naming_a_feature_the_catalogue_lacks_is_refused_before_anything_
         check_spec(custom)
     for task in TASKS:
         check_spec(load_spec(task))
+
+
+def test_a_task_from_a_spec_file_builds_its_featureset_from_the_spec_alone(dataset, tmp_path):
+    """A fifth, throwaway task written as YAML in a temporary folder (no code): early lease
+    termination within 6 months, for customers with an active lease. Its labels are exactly the
+    leases closed as terminated_early in [s, s + 6 months)."""
+    from features.definitions import check_spec
+    from models import load_spec_file
+
+    raw = load_spec("churn").model_dump(mode="json")
+    raw.update(name="early_exit", title="Early lease termination",
+               question="Will a lease of this customer be ended early within 6 months?")
+    raw["label"].update(name="early_exit_6m", event="early_termination", horizon_months=6, eligibility="active_lease",
+                        definition="a lease of the customer ends early (terminated_early) within 6 months")
+    path = tmp_path / "early_exit.yaml"
+    path.write_text(json.dumps(raw))
+    spec = load_spec_file(path)
+    check_spec(spec)
+    panel = compute_panel(dataset)
+    fs = build_task_featureset(panel, dataset, spec, FeaturesConfig(min_history_months=6))
+    frame = fs.frame
+    assert fs.label_name == "early_exit_6m" and 0 < frame["early_exit_6m"].mean() < 0.5
+    # every row is a customer with an active lease at its snapshot (the spec's eligibility)
+    active = panel["active_leases"]
+    k_of = {s: k for k, s in enumerate(panel.snapshots)}
+    c_of = {c: i for i, c in enumerate(panel.customer_ids)}
+    assert all(active[c_of[c], k_of[pd.Timestamp(s)]] > 0 for c, s in zip(frame["customer_id"], frame["snapshot_date"], strict=True))
+    # the label against the raw leases table
+    leases = dataset["leases"]
+    early = leases[leases["status"] == "terminated_early"]
+    for c, s, y in frame.sample(300, random_state=0)[["customer_id", "snapshot_date", "early_exit_6m"]].itertuples(index=False):
+        s = pd.Timestamp(s)
+        closed = early.loc[early["customer_id"] == c, "closed_date"]
+        expected = bool(((closed >= s) & (closed < s + pd.DateOffset(months=6))).any())
+        assert bool(y) == expected, (c, s)

@@ -27,7 +27,7 @@ DEFS = [
 
 def test_levels_and_exit_statuses() -> None:
     assert [level_for(v, 0.1, 0.2) for v in (None, float("nan"), 0.05, 0.1, 0.19, 0.2)] == \
-        ["ok", "ok", "ok", "warn", "warn", "alert"]
+        ["not_measured", "not_measured", "ok", "warn", "warn", "alert"]
     assert worst([]) == "ok" and worst(["ok", "alert", "warn"]) == "alert"
     assert [exit_status(lv, None) for lv in ("ok", "warn", "alert")] == [0, 0, 0]
     assert [exit_status(lv, "warn") for lv in ("ok", "warn", "alert")] == [0, 10, 20]
@@ -137,3 +137,15 @@ def test_summary_page_is_self_contained() -> None:
     record = summary_record(result)
     assert record["drifted_features"] == stats.drift.drifted_features
     assert record["estimated_roc_auc"] == pytest.approx(stats.estimate.roc_auc)
+
+
+def test_an_unmeasurable_check_is_not_measured_never_ok():
+    from monitoring.alerts import NOT_MEASURED, make_check, reached
+
+    check = make_check("performance", None, 0.03, 0.06, "no test_roc_auc to compare with")
+    assert check.level == NOT_MEASURED == level_for(float("nan"), 0.1, 0.2)
+    # the overall level is the worst measured check; not_measured only when nothing was measured
+    assert worst(["ok", NOT_MEASURED]) == "ok" and worst(["warn", NOT_MEASURED]) == "warn"
+    assert worst([NOT_MEASURED, NOT_MEASURED]) == NOT_MEASURED
+    assert not reached(NOT_MEASURED, "warn") and reached("alert", "warn")
+    assert exit_status(NOT_MEASURED, "warn") == 0

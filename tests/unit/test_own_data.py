@@ -117,7 +117,7 @@ def test_default_lightgbm_learns_the_public_label(name: str) -> None:
     from sklearn.model_selection import train_test_split
 
     fs = rdataset_featureset(name)
-    X_tr, X_te, y_tr, y_te = train_test_split(fs.X(), fs.y(), test_size=0.3, stratify=fs.y(), random_state=0)
+    X_tr, X_te, y_tr, y_te = train_test_split(fs.X(), fs.y(), test_size=0.3, stratify=fs.y(), random_state=0)  # noqa: N806 - ML convention
     model = lgb.LGBMClassifier(verbose=-1, n_jobs=1).fit(X_tr, y_tr)
     assert roc_auc_score(y_te, model.predict_proba(X_te)[:, 1]) > 0.80
 

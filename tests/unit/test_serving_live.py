@@ -171,18 +171,24 @@ def test_compare_pairs_champion_and_shadow_on_the_same_rows_and_joins_outcomes(t
 def test_promotion_can_require_a_shadow_period(tmp_path):
     from configs.promote import load_promote_config
     from configs.settings import Settings
+    from tenure.promotion import shadow_evidence
     from training.promote import shadow_period_gate
 
     path = tmp_path / "log.db"
     _paired_log(path, 40, days=3.0)
     settings = Settings(home=tmp_path, prediction_log=str(path))
     cfg = load_promote_config(None).model_copy(update={"min_shadow_days": 2, "min_shadow_rows": 30})
-    gate = shadow_period_gate(settings, "churn", "2", cfg)
+    evidence = shadow_evidence(settings, "churn")
+    gate = shadow_period_gate(evidence("2"), cfg)
     assert gate.passed and gate.value == pytest.approx(3.0)
     assert "40 shadow rows" in gate.detail
-    assert not shadow_period_gate(settings, "churn", "2", cfg.model_copy(update={"min_shadow_days": 7})).passed
-    assert not shadow_period_gate(settings, "churn", "2", cfg.model_copy(update={"min_shadow_rows": 41})).passed
-    assert not shadow_period_gate(settings, "churn", "3", cfg).passed  # never shadowed
+    assert not shadow_period_gate(evidence("2"), cfg.model_copy(update={"min_shadow_days": 7})).passed
+    assert not shadow_period_gate(evidence("2"), cfg.model_copy(update={"min_shadow_rows": 41})).passed
+    assert not shadow_period_gate(evidence("3"), cfg).passed  # never shadowed
+    # an unreadable log shows no shadow period, and says why
+    broken = Settings(home=tmp_path, prediction_log=str(tmp_path / "missing" / "log.db"))
+    rows, days, note = shadow_evidence(broken, "churn")("2")
+    assert (rows, days) == (0, 0.0)
 
 
 def test_background_checkpoints_leave_the_wal_to_the_owner(tmp_path):

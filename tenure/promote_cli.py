@@ -32,8 +32,8 @@ def promote(
     """Gate the challenger against the champion on the same test window; record the decision."""
     from configs.promote import load_promote_config
     from configs.settings import load_settings
+    from tenure.promotion import promote as run_promotion
     from training.promote import EXIT_REFUSED, format_gates
-    from training.promote import promote as run_promotion
 
     cfg = load_promote_config(config)
     decision = run_promotion(task, load_settings(settings), cfg, force=force, reason=reason, actor=actor)

@@ -5,22 +5,28 @@
 2. Only when the monitor's overall level is at least `if_level` (ok < warn < alert): train a new
    version on the given feature set (`training.train.train_task`, alias `challenger`) and tag it
    with what triggered it (`tenure.retrain.trigger`).
-3. Promote it through the gates (`training.promote.promote`, never forced): the alias `champion`
+3. Promote it through the gates (`tenure.promotion.promote`, never forced): the alias `champion`
    moves only when every gate passes. A running service picks the new champion up by polling the
    alias (see `configs/serve.yaml`); nothing here touches the service.
 
 Reads and writes what those three stages read and write; adds nothing of its own except the tag.
 The feature set is the caller's: rebuild it from fresh data first (`tenure features build`), so
-the new version learns from the data that drifted.
+the new version learns from the data that drifted. It is app-layer code: the one place monitoring,
+training and promotion (with the prediction log's shadow evidence) run together.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import typer
+
+from configs import ConfigError
+from configs.console import SettingsOpt, user_errors
 from configs.monitor import MonitorConfig
 from configs.promote import PromoteConfig
 from configs.settings import Settings
@@ -61,10 +67,10 @@ class RetrainResult:
 
 
 def level_reached(level: str, if_level: str) -> bool:
-    """Whether the monitor's `level` is at least `if_level` (ok < warn < alert)."""
-    from monitoring.alerts import LEVELS
+    """Whether the monitor's `level` is at least `if_level` (ok < warn < alert; not_measured: never)."""
+    from monitoring.alerts import reached
 
-    return LEVELS.index(level) >= LEVELS.index(if_level)  # type: ignore[arg-type]
+    return reached(level, if_level)
 
 
 def retrain(task: str, featureset: Path, settings: Settings, *, if_level: str, monitor_cfg: MonitorConfig,
@@ -75,7 +81,7 @@ def retrain(task: str, featureset: Path, settings: Settings, *, if_level: str, m
     import mlflow
 
     from monitoring.monitor import monitor_task
-    from training.promote import promote
+    from tenure.promotion import promote
     from training.train import train_task
 
     say = echo or (lambda _msg: None)
@@ -99,3 +105,58 @@ def retrain(task: str, featureset: Path, settings: Settings, *, if_level: str, m
     result.champion_version = str(decision.challenger_version if decision.promoted else decision.champion_version)
     result.failed_gates = [g.name for g in decision.failed_gates]
     return result
+
+
+@user_errors
+def retrain_command(  # the `tenure retrain` command
+    task: Annotated[str, typer.Option(help="default_risk | churn | upsell: the task whose champion is watched.")],
+    if_level: Annotated[str, typer.Option("--if-level", help="ok | warn | alert: train and promote only when the "
+                                                             "monitor's level is at least this.")] = "alert",
+    dataset: Annotated[str, typer.Option(help="Feature sets under <home>/features/<dataset>/<task>.parquet "
+                                              "(rebuild them from fresh data first).")] = "demo",
+    featureset: Annotated[Path | None, typer.Option(help="A feature-set file to train on instead.")] = None,
+    since: Annotated[str | None, typer.Option(help="Monitoring window start, ISO 8601 (on scored_at).")] = None,
+    until: Annotated[str | None, typer.Option(help="Monitoring window end, ISO 8601 (default: now).")] = None,
+    outcomes: Annotated[Path | None, typer.Option(help="Dataset folder whose labels are joined to the logged "
+                                                       "rows (measured performance).")] = None,
+    trials: Annotated[int | None, typer.Option(help="Optuna trials of the training step.")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Seconds of search of the training step.")] = None,
+    monitor_config: Annotated[Path | None, typer.Option(help="YAML overriding configs/monitor.yaml.")] = None,
+    train_config: Annotated[Path | None, typer.Option(help="YAML overriding configs/train.yaml.")] = None,
+    promote_config: Annotated[Path | None, typer.Option(help="YAML overriding configs/promote.yaml.")] = None,
+    actor: Annotated[str | None, typer.Option(help="Who is recorded as promoting (default: tenure retrain).")] = None,
+    settings: SettingsOpt = None,
+) -> None:
+    """Monitor a champion; from --if-level on, train a new version and promote it through the gates.
+
+    Exit 0: skipped (level below --if-level) or promoted; 3: refused by a gate (the champion stays); 2: an error.
+    """
+    from training.train import passive_openmp
+
+    passive_openmp()  # before anything imports lightgbm
+    from configs.monitor import load_monitor_config
+    from configs.promote import load_promote_config
+    from configs.settings import load_settings
+    from configs.train import load_train_config
+    from monitoring.alerts import LEVELS
+    from training.promote import EXIT_REFUSED
+
+    if if_level not in LEVELS:
+        raise ConfigError(f"--if-level must be one of {', '.join(LEVELS)}, got {if_level!r}")
+    from training.commands import parse_train_tasks
+
+    parse_train_tasks(task)
+    st = load_settings(settings)
+    result = retrain(task, featureset or st.featureset_path(dataset, task), st, if_level=if_level,
+                         monitor_cfg=load_monitor_config(monitor_config),
+                         train_cfg=load_train_config(train_config, trials=trials, timeout=timeout),
+                         promote_cfg=load_promote_config(promote_config), since=since, until=until,
+                         outcomes=outcomes, actor=actor, echo=_err)
+    _err(result.line())
+    typer.echo(json.dumps(result.to_dict()))
+    if result.action == REFUSED:
+        raise typer.Exit(code=EXIT_REFUSED)
+
+
+def _err(message: str) -> None:
+    typer.echo(message, err=True)
