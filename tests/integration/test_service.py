@@ -151,7 +151,7 @@ def test_model_info_and_openapi(server, registry):
     assert {f["name"] for f in info["features"]} == {f.name for f in FEATURES}
     assert (info["api_key_required"], info["max_batch_size"], info["max_explained_batch_size"]) == (
         True, MAX_BATCH, MAX_EXPLAINED)
-    spec = httpx.get(f"{server.url}/docs.json").json()  # docs stay open
+    spec = httpx.get(f"{server.url}/docs.json", timeout=30).json()  # docs stay open
     for path in ("/score", "/score_batch", "/model_info", *PREDICT_PATHS.values()):
         assert spec["paths"][path]["post"]["description"], path
     customer_schema = spec["components"]["schemas"]["CustomerRecord"]

@@ -176,7 +176,10 @@ def test_monitoring_elsewhere_gives_the_training_machines_verdict(monitored: dic
     assert elsewhere["reference"] == at_home["reference"] in ("season", "test")
     assert elsewhere["level"] == at_home["level"] == "ok", elsewhere["checks"]
     for check in ("data_drift", "prediction_drift", "missing_values"):
-        assert elsewhere["checks"][check] == at_home["checks"][check], check
+        there, here = elsewhere["checks"][check], at_home["checks"][check]
+        assert there["level"] == here["level"], check
+        # the same rows summed in another order (PostgreSQL log vs local reads) may differ in the last bit
+        assert there.get("value") == pytest.approx(here.get("value"), rel=1e-9, abs=1e-12), check
 
 
 def test_the_compliance_pack_is_written_from_the_shared_services(team: dict, trained: dict,
