@@ -26,14 +26,14 @@ def main() -> None:
     from features.build import build_featuresets
     from features.featureset import read_metadata
     from features.generate import generate_dataset
-    from models import TASKS
+    from models import task_names
 
     t0 = time.perf_counter()
     manifest = generate_dataset(
         DataConfig(name="bench", customers=args.customers, months=args.months, seed=args.seed),
         args.out / "data", progress=False)
     t1 = time.perf_counter()
-    paths = build_featuresets(args.out / "data", list(TASKS), args.out / "features", FeaturesConfig(),
+    paths = build_featuresets(args.out / "data", list(task_names()), args.out / "features", FeaturesConfig(),
                               progress=False)
     t2 = time.perf_counter()
     source_rows = sum(t["rows"] for t in manifest["tables"].values())
