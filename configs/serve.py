@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from configs import ConfigError, StrictModel, load_config
+from configs.tasks import TASK_DIRS_ENV, task_names, task_spec_paths
 
 # environment variables through which `tenure serve` hands its config to the service process
 SERVE_CONFIG_ENV = "TENURE_SERVE_CONFIG"
@@ -25,7 +26,6 @@ SERVE_OVERRIDES_ENV = "TENURE_SERVE_OVERRIDES"
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
-TASK_SPEC_DIR = Path(__file__).resolve().parent.parent / "models"  # models/<task>.yaml
 
 
 def _env_var_name(name: str) -> str:
@@ -60,21 +60,26 @@ class ServeConfig(StrictModel):
     max_explained_batch_size: int = Field(ge=0, le=100_000)
     max_body_bytes: int = Field(ge=1024, le=1_000_000_000)
     top_reasons: int = Field(ge=1, le=100)
-    outcome_zh: dict[str, str] = Field(default_factory=dict)
     api_key_env: str
     prediction_log: PredictionLogConfig
     reload: ReloadConfig
     shadow: list[str] | dict[str, list[str]] = Field(default_factory=list)
     shadow_queue: int = Field(ge=1, le=1_000_000)
 
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _all_tasks(cls, tasks: Any) -> Any:
+        # `all`: every task spec (models/ and TENURE_TASK_DIRS), found as files: configs imports no other layer
+        return list(task_names()) if tasks == "all" else tasks
+
     @field_validator("tasks")
     @classmethod
     def _known_tasks(cls, tasks: list[str]) -> list[str]:
-        # the tasks are the spec files in models/ (read as data: configs imports no other layer)
-        known = sorted(p.stem for p in TASK_SPEC_DIR.glob("*.yaml"))
-        unknown = [t for t in tasks if t not in known]
+        paths = task_spec_paths()
+        unknown = [t for t in tasks if t not in paths]
         if unknown:
-            raise ValueError(f"unknown tasks {unknown}; choose from {known} (the specs in {TASK_SPEC_DIR})")
+            raise ValueError(f"unknown tasks {unknown}; choose from {list(paths)} or all (a task is a spec file "
+                             f"in models/ or in a folder of {TASK_DIRS_ENV})")
         if len(set(tasks)) != len(tasks):
             raise ValueError(f"tasks listed twice: {sorted({t for t in tasks if tasks.count(t) > 1})}")
         return tasks

@@ -28,7 +28,7 @@ from configs.features import FeaturesConfig
 from features.definitions import FEATURES_BY_NAME, GROUP_COLUMNS
 from features.featureset import FeatureSet, write_featureset
 from features.io import file_sha256
-from models import TASKS, TaskSpec, load_spec
+from models import TASK_DIRS_ENV, TaskSpec, load_spec, task_names
 
 BUILDER_VERSION = "1"
 GRACE_DAYS = 5  # an invoice paid more than this many days after its due date counts as late
@@ -37,11 +37,12 @@ DEFAULT_DPD = 60
 
 def parse_tasks(task: str) -> list[str]:
     if task == "all":
-        return list(TASKS)
+        return list(task_names())
     names = [t.strip() for t in task.split(",") if t.strip()]
-    unknown = [t for t in names if t not in TASKS]
+    unknown = [t for t in names if t not in task_names()]
     if unknown or not names:
-        raise TenureError(f"unknown task {task!r}; choose one of {', '.join(TASKS)} or all")
+        raise TenureError(f"unknown task {task!r}; choose one of {', '.join(task_names())} or all (a task is a "
+                          f"spec file in models/ or in a folder of {TASK_DIRS_ENV})")
     return names
 
 

@@ -65,7 +65,7 @@ def validate(
 @features_app.command("build")
 @user_errors
 def build(
-    task: Annotated[str, typer.Option(help="default_risk | churn | upsell | all")] = "all",
+    task: Annotated[str, typer.Option(help="A task (a spec in models/ or TENURE_TASK_DIRS, e.g. churn) or all.")] = "all",
     dataset: Annotated[Path | None, typer.Option(help="Dataset folder (default <home>/data/demo).")] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default <home>/features/<dataset name>).")] = None,
     engine: Annotated[str, typer.Option(help="pandas (one process, one file per task) | dask (customer "

@@ -1,7 +1,9 @@
 """Task specs: the one place a task's target, features, constraints and decision policy live.
 
-Each task has `models/<task>.yaml`, validated into a `TaskSpec` on load. Training, serving and
-monitoring read a task only through its spec (or the copy logged with the model in MLflow).
+Each task has `models/<task>.yaml` (or `<task>.yaml` in a folder of `TENURE_TASK_DIRS`), validated
+into a `TaskSpec` on load. The list of tasks is the list of spec files (`task_names()`): routes,
+schemas, the served tasks and `--task all` follow from it. Training, serving and monitoring read a
+task only through its spec (or the copy logged with the model in MLflow).
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from configs import TenureError
+from configs.tasks import TASK_DIRS_ENV, task_names, task_spec_paths
 
-TASKS: tuple[str, ...] = ("default_risk", "churn", "upsell")
-SPEC_DIR = Path(__file__).resolve().parent
+__all__ = ["TASK_DIRS_ENV", "LabelSpec", "SpecError", "TaskSpec", "Tier", "load_spec", "load_spec_file",
+           "task_names"]
 
 
 class SpecError(TenureError, ValueError):
@@ -49,6 +52,8 @@ class TaskSpec(_Strict):
     title: str
     question: str
     positive_means: str = Field(description="what a high score means, for reasons: 'raised the churn risk'")
+    outcome_zh: str | None = Field(default=None, description="the outcome the score measures, in Chinese, "
+                                   "for the reason sentences ('...推高了流失风险。')")
     label: LabelSpec
     features: tuple[str, ...]
     monotone: dict[str, Literal[-1, 1]] = Field(default_factory=dict)
@@ -102,9 +107,18 @@ def load_spec_file(path: Path) -> TaskSpec:
     # (`features.definitions.check_spec`): models/ imports no stage
 
 
-@cache
 def load_spec(task: str) -> TaskSpec:
-    """The spec of a built-in task (`default_risk`, `churn` or `upsell`)."""
-    if task not in TASKS:
-        raise SpecError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
-    return load_spec_file(SPEC_DIR / f"{task}.yaml")
+    """The spec of a task (`models/<task>.yaml` or a file in a folder of `TENURE_TASK_DIRS`)."""
+    paths = task_spec_paths()
+    if task not in paths:
+        raise SpecError(f"unknown task {task!r}; choose one of {', '.join(paths)} (a task is a spec file in "
+                        f"models/ or in a folder of {TASK_DIRS_ENV})")
+    return _load_spec_path(paths[task])
+
+
+@cache
+def _load_spec_path(path: Path) -> TaskSpec:
+    spec = load_spec_file(path)
+    if spec.name != path.stem:
+        raise SpecError(f"task spec {path}: name {spec.name!r} must be the file's name {path.stem!r}")
+    return spec

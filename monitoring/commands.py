@@ -32,7 +32,7 @@ def _err(message: str) -> None:
 
 @user_errors
 def monitor(
-    task: Annotated[str, typer.Option(help="default_risk | churn | upsell (the registered model's name).")],
+    task: Annotated[str, typer.Option(help="The task (the registered model's name), e.g. churn.")],
     version: Annotated[int | None, typer.Option(help="Model version (default: the champion).")] = None,
     since: Annotated[str | None, typer.Option(help="Window start, ISO 8601 (inclusive, on scored_at; UTC if "
                                                    "no offset).")] = None,
@@ -73,7 +73,7 @@ def monitor(
 
 @user_errors
 def compliance(
-    task: Annotated[str, typer.Option(help="default_risk | churn | upsell (the registered model's name).")],
+    task: Annotated[str, typer.Option(help="The task (the registered model's name), e.g. churn.")],
     version: Annotated[int | None, typer.Option(help="Model version (default: the champion).")] = None,
     config: ConfigOpt = None,
     settings: SettingsOpt = None,

@@ -143,10 +143,10 @@ def outcome_labels(dataset_dir: Path, task: str) -> tuple[pd.DataFrame, str]:
     from configs.features import FeaturesConfig
     from features.build import build_task_featureset, compute_panel
     from features.validate import read_dataset
-    from models import TASKS, load_spec
+    from models import load_spec, task_names
 
-    if task not in TASKS:
-        raise TenureError(f"--outcomes needs a built-in task ({', '.join(TASKS)}); {task!r} is not one")
+    if task not in task_names():
+        raise TenureError(f"--outcomes needs a task with a spec ({', '.join(task_names())}); {task!r} is not one")
     spec = load_spec(task)
     dataset = read_dataset(Path(dataset_dir))
     panel = compute_panel(dataset)

@@ -70,9 +70,9 @@ monthly.tail()"""),
 from configs.features import FeaturesConfig
 from features.build import build_featuresets
 from features.featureset import read_featureset
-from models import TASKS
+from models import task_names
 
-paths = build_featuresets(dataset_dir, list(TASKS), settings.features_dir / "notebook", FeaturesConfig(), progress=False)
+paths = build_featuresets(dataset_dir, list(task_names()), settings.features_dir / "notebook", FeaturesConfig(), progress=False)
 featuresets = {task: read_featureset(path) for task, path in paths.items()}
 pd.DataFrame({task: {"rows": fs.meta["rows"], "positives": fs.meta["positives"],
                      "snapshots": fs.meta["snapshots"], "range": " .. ".join(fs.meta["snapshot_range"]),

@@ -88,7 +88,7 @@ def serve(
 
 @user_errors
 def compare(
-    task: Annotated[str, typer.Option(help="default_risk | churn | upsell.")],
+    task: Annotated[str, typer.Option(help="The task, e.g. churn.")],
     since: Annotated[str | None, typer.Option(help="Window start, ISO 8601 (inclusive, on scored_at).")] = None,
     until: Annotated[str | None, typer.Option(help="Window end, ISO 8601 (exclusive).")] = None,
     outcomes: Annotated[Path | None, typer.Option(help="Dataset folder whose labels are joined to the logged rows "

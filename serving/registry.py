@@ -168,8 +168,7 @@ def download_models(tracking_uri: str, refs: Mapping[str, ChampionRef], dst: Pat
     return out
 
 
-def load_models(refs: Mapping[str, ChampionRef], accepted: Mapping[str, Mapping[str, Any]],
-                outcome_zh: Mapping[str, str] | None = None) -> dict[str, ServedModel]:
+def load_models(refs: Mapping[str, ChampionRef], accepted: Mapping[str, Mapping[str, Any]]) -> dict[str, ServedModel]:
     """Load each downloaded version (`ref.path`) once and prepare it for serving; refuses what it cannot serve."""
     from models.artifact import TenureModel
 
@@ -187,8 +186,7 @@ def load_models(refs: Mapping[str, ChampionRef], accepted: Mapping[str, Mapping[
             problems.extend(issues)
             continue
         served[task] = ServedModel.build(task=ref.task, model_name=ref.model_name, version=ref.version,
-                                         run_id=ref.run_id, alias=ref.alias, model=model,
-                                         outcome_zh=(outcome_zh or {}).get(ref.task))
+                                         run_id=ref.run_id, alias=ref.alias, model=model)
     if problems:
         raise RegistryError("cannot serve these models: " + "; ".join(problems))
     return served

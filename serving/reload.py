@@ -112,7 +112,7 @@ def load_served(config: ServeConfig, refs: Refs, accepted: Mapping[str, Mapping[
                 ) -> tuple[dict[str, ServedModel], dict[str, list[ServedModel]]]:
     """Load and check every ref (local copies): (task -> served model, task -> shadow challengers).
     Raises RegistryError (and frees what it loaded) on any problem."""
-    loaded = load_models(refs, accepted, config.outcome_zh)  # keyed like refs
+    loaded = load_models(refs, accepted)  # keyed like refs
     try:
         for served in loaded.values():
             probe(served)

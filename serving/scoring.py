@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from configs import TenureError
-from models import TaskSpec
+from models import TaskSpec, load_spec
 from models.artifact import TenureModel
 from serving.prediction_log import LogRow, PredictionLogWriter, features_json, utc_now_iso
 from serving.reasons import ReasonWriter
@@ -153,12 +153,12 @@ class ServedModel:
         self._bounds = [t.max_probability for t in self.spec.tiers]
 
     @classmethod
-    def build(cls, *, task: str, model_name: str, version: str, run_id: str, alias: str, model: TenureModel,
-              outcome_zh: str | None = None) -> ServedModel:
+    def build(cls, *, task: str, model_name: str, version: str, run_id: str, alias: str,
+              model: TenureModel) -> ServedModel:
         from features.definitions import FEATURES_BY_NAME
 
         spec = TaskSpec.model_validate(model.task_spec)
-        writer = ReasonWriter.build(model.features, spec.positive_means, outcome_zh, FEATURES_BY_NAME)
+        writer = ReasonWriter.build(model.features, spec.positive_means, _outcome_zh(spec), FEATURES_BY_NAME)
         predictor = SingleRowPredictor(model.booster, len(model.feature_names))
         return cls(task=task, model_name=model_name, version=version, run_id=run_id, alias=alias, model=model,
                    spec=spec, reasons=writer, predictor=predictor)
@@ -186,6 +186,17 @@ class ServedModel:
             calibration=self.model.calibration.method, features=list(self.model.feature_names),
             tiers=[TierInfo(name=t.name, max_probability=t.max_probability, action=t.action, action_en=t.action_en,
                             action_zh=t.action_zh, params=dict(t.params)) for t in self.spec.tiers])
+
+
+def _outcome_zh(spec: TaskSpec) -> str | None:
+    """The Chinese outcome of the reason sentences: the model's spec, else the task's current spec (a
+    model logged before specs carried `outcome_zh`)."""
+    if spec.outcome_zh:
+        return spec.outcome_zh
+    try:
+        return load_spec(spec.name).outcome_zh
+    except TenureError:  # a task whose spec file is not here (own data): the generic wording
+        return None
 
 
 def _as_of_text(value: Any) -> str | None:

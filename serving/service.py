@@ -47,7 +47,7 @@ from configs import TenureError
 from configs.serve import serve_config_from_env
 from configs.settings import load_settings
 from features.definitions import FEATURES
-from models import TASKS, load_spec
+from models import load_spec, task_names
 from serving import schemas
 from serving.guard import RequestGuard, error_body
 from serving.openapi import OpenAPIDocument, conform
@@ -83,7 +83,7 @@ PredictResponse = _io(schemas.PredictResponse)
 ModelInfoResponse = _io(schemas.ModelInfoResponse)
 
 # one fast-path route per task spec in models/ (`/predict_<task>`): a new task is a new spec file
-PREDICT_ROUTES = {task: f"/predict_{task}" for task in TASKS}
+PREDICT_ROUTES = {task: f"/predict_{task}" for task in task_names()}
 SCORING = ("/score", "/score_batch", *PREDICT_ROUTES.values())
 PROTECTED = (*SCORING, "/model_info")
 ADMIN = ("/admin/reload",)

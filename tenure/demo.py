@@ -65,10 +65,10 @@ def _features(state: DemoState) -> None:
     from configs import load_config
     from configs.features import FeaturesConfig
     from features.build import build_featuresets
-    from models import TASKS
+    from models import task_names
 
     cfg = load_config(FeaturesConfig, "features")
-    paths = build_featuresets(state.baseline_dir, list(TASKS), state.settings.features_dir / "demo", cfg)
+    paths = build_featuresets(state.baseline_dir, list(task_names()), state.settings.features_dir / "demo", cfg)
     state.outputs["featuresets"] = paths
 
 
@@ -254,7 +254,7 @@ def _summary(state: DemoState) -> None:
         m = r.test_metrics
         decision = out.get("promoted", {}).get(task)
         status = "champion" if decision is not None and decision.promoted else "challenger"
-        typer.echo(f"  {task:<13} v{r.version} {status:<10} ROC AUC {m['roc_auc']:.3f} (baseline "
+        typer.echo(f"  {task:<17} v{r.version} {status:<10} ROC AUC {m['roc_auc']:.3f} (baseline "
                    f"{r.baseline_test_metrics['roc_auc']:.3f})  PR AUC {m['pr_auc']:.3f}  Brier {m['brier']:.4f}  "
                    f"ECE {m['ece']:.4f}  lift@10% {m['lift_top10']:.2f}")
     if out.get("monitoring"):
@@ -267,13 +267,13 @@ def _summary(state: DemoState) -> None:
                 reference += " " + ", ".join(res.reference["months"])
             pred = res.stats.prediction
             pred_text = f"{pred.method_name} {pred.score:.3f}" if pred.score is not None else "not tested"
-            typer.echo(f"  {task:<13} {scenario:<9} {res.level.upper():<5} {res.rows:>5} rows vs {reference}; "
+            typer.echo(f"  {task:<17} {scenario:<9} {res.level.upper():<5} {res.rows:>5} rows vs {reference}; "
                        f"prediction drift {pred_text}; drifted features: {len(flagged)} ({shown or 'none'})")
             typer.echo(f"      report: {res.report_dir / res.files['index_html']}")
     if out.get("compliance"):
         typer.echo("\ncompliance packs:")
         for task, pack in out["compliance"].items():
-            typer.echo(f"  {task:<13} {pack.path}")
+            typer.echo(f"  {task:<17} {pack.path}")
     if out.get("service_url"):
         url = out["service_url"]
         typer.echo(f"\nservice: {url}  (API docs: {url}/ , OpenAPI: {url}/docs.json, model info: {url}/model_info)")

@@ -22,7 +22,7 @@ from configs.console import SettingsOpt, user_errors
 @user_errors
 def promote(
     task: Annotated[str, typer.Option(help="Registered model to promote: the task name "
-                                           "(default_risk | churn | upsell) or your dataset config's name.")],
+                                           "(such as churn) or your dataset config's name.")],
     force: Annotated[bool, typer.Option("--force", help="Promote even if gates fail (needs --reason).")] = False,
     reason: Annotated[str | None, typer.Option(help="Why; recorded on the model version. Required with --force.")] = None,
     actor: Annotated[str | None, typer.Option(help="Who decides (default: env TENURE_ACTOR, else the OS user).")] = None,

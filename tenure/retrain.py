@@ -109,7 +109,7 @@ def retrain(task: str, featureset: Path, settings: Settings, *, if_level: str, m
 
 @user_errors
 def retrain_command(  # the `tenure retrain` command
-    task: Annotated[str, typer.Option(help="default_risk | churn | upsell: the task whose champion is watched.")],
+    task: Annotated[str, typer.Option(help="The task whose champion is watched, e.g. churn.")],
     if_level: Annotated[str, typer.Option("--if-level", help="ok | warn | alert: train and promote only when the "
                                                              "monitor's level is at least this.")] = "alert",
     dataset: Annotated[str, typer.Option(help="Feature sets under <home>/features/<dataset>/<task>.parquet "

@@ -6,7 +6,7 @@
 `tenure.retrain`.)
 
 Output contract of `tenure train`: progress goes to stderr; stdout holds one JSON object per
-trained task, one line each, in task order (`--task all`: default_risk, churn, upsell), with keys
+trained task, one line each, in task order (`--task all`: `models.task_names()`, file-name order), with keys
 `run_id`, `model_name`, `version`, `model_uri`, `test_metrics` (and `task`). The last stdout line
 is therefore the JSON of the last task trained; a script reads all lines for `--task all`.
 """
@@ -31,20 +31,21 @@ def _err(message: str) -> None:
 
 
 def parse_train_tasks(task: str) -> list[str]:
-    """`all` -> every built-in task; otherwise one built-in task name."""
-    from models import TASKS
+    """`all` -> every task; otherwise one task name (a spec in models/ or a folder of TENURE_TASK_DIRS)."""
+    from models import TASK_DIRS_ENV, task_names
 
     if task == "all":
-        return list(TASKS)
-    if task not in TASKS:
-        raise ConfigError(f"--task {task!r} is not a task; choose one of {', '.join(TASKS)} or all "
-                          "(train your own data with --dataset-config FILE.yaml)")
+        return list(task_names())
+    if task not in task_names():
+        raise ConfigError(f"--task {task!r} is not a task; choose one of {', '.join(task_names())} or all "
+                          f"(a task is a spec file in models/ or in a folder of {TASK_DIRS_ENV}; train your own "
+                          "data with --dataset-config FILE.yaml)")
     return [task]
 
 
 @user_errors
 def train(
-    task: Annotated[str | None, typer.Option(help="default_risk | churn | upsell | all (default: all, or the "
+    task: Annotated[str | None, typer.Option(help="A task (a spec in models/ or TENURE_TASK_DIRS, e.g. churn) or all (default: all, or the "
                                                   "task stored in --featureset).")] = None,
     dataset: Annotated[str, typer.Option(help="Feature sets under <home>/features/<dataset>/<task>.parquet.")] = "demo",
     featureset: Annotated[Path | None, typer.Option(help="A feature-set file to train on (one task).")] = None,
@@ -87,7 +88,7 @@ def train(
         jobs.append((ds.name, path, ds.name))
     elif featureset is not None:
         if task == "all":
-            raise ConfigError("--featureset holds one task; pass --task default_risk|churn|upsell or leave it out")
+            raise ConfigError("--featureset holds one task; pass --task <task> or leave it out")
         stored = read_metadata(featureset)["task"]
         name = parse_train_tasks(task)[0] if task is not None else stored
         jobs.append((name, featureset, None))

@@ -64,7 +64,7 @@ from configs import TenureError
 from configs.settings import Settings
 from configs.train import TrainConfig
 from features.featureset import FeatureSet, read_featureset
-from models import TASKS, LabelSpec, TaskSpec, Tier, load_spec
+from models import LabelSpec, TaskSpec, Tier, load_spec, task_names
 from models.artifact import Calibration, TenureModel
 from models.layout import CHALLENGER, TAG_RUN_ID
 from models.metrics import binary_metrics
@@ -167,11 +167,11 @@ def resolve_spec(task_or_spec: str | TaskSpec, fs: FeatureSet) -> TaskSpec:
     """The spec to train: a built-in task by name, a given spec, or a generic one named after `fs`."""
     if isinstance(task_or_spec, TaskSpec):
         return task_or_spec
-    if task_or_spec in TASKS:
+    if task_or_spec in task_names():
         return load_spec(task_or_spec)
     if task_or_spec == fs.task:
         return generic_spec(fs, task_or_spec)
-    raise TrainingError(f"unknown task {task_or_spec!r}; choose one of {', '.join(TASKS)}, or train your own "
+    raise TrainingError(f"unknown task {task_or_spec!r}; choose one of {', '.join(task_names())}, or train your own "
                         f"data with --dataset-config (feature set task: {fs.task!r})")
 
 

@@ -32,7 +32,7 @@ import pytest
 
 from configs.serve import SERVE_CONFIG_ENV, SERVE_OVERRIDES_ENV
 from features.definitions import FEATURES_BY_NAME
-from models import load_spec
+from models import load_spec, task_names
 from models.artifact import Calibration, TenureModel
 
 CALIBRATIONS = {
@@ -99,7 +99,7 @@ def train_tiny_model(task: str, n: int = 800, seed: int = 0, n_estimators: int =
     data = lgb.Dataset(X, y, feature_name=encoder.feature_names, categorical_feature=encoder.categorical_indices,
                        free_raw_data=False)
     booster = lgb.train(params, data, num_boost_round=n_estimators)
-    model = TenureModel(booster=booster, features=feature_defs(task), calibration=CALIBRATIONS[task],
+    model = TenureModel(booster=booster, features=feature_defs(task), calibration=CALIBRATIONS.get(task, Calibration()),
                         task_spec=spec.model_dump(mode="json"),
                         meta={"task": task, "model_name": task, "trained_at": "test"})
     return model, rows
@@ -124,9 +124,10 @@ def tracking_uri(uri: str) -> Iterator[None]:
             registry_utils._registry_uri = None
 
 
-def register_champions(root: Path, tasks: Sequence[str] = ("default_risk", "churn", "upsell"),
+def register_champions(root: Path, tasks: Sequence[str] | None = None,
                        alias: str | None = "champion", seed: int = 0) -> dict[str, Any]:
-    """Train, log and register one tiny model per task under `root`; returns uri, versions, run ids, models."""
+    """Train, log and register one tiny model per task (default: every task spec) under `root`; returns uri,
+    versions, run ids, models."""
     import mlflow
 
     from training.pyfunc import log_tenure_model
@@ -137,7 +138,7 @@ def register_champions(root: Path, tasks: Sequence[str] = ("default_risk", "chur
     with tracking_uri(uri):
         client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
         exp = client.create_experiment("tenure-serving-test", artifact_location=(root / "artifacts").resolve().as_uri())
-        for i, task in enumerate(tasks):
+        for i, task in enumerate(task_names() if tasks is None else tasks):
             model, rows = train_tiny_model(task, seed=seed + i)
             with mlflow.start_run(experiment_id=exp) as run:
                 info = log_tenure_model(model, rows[model.feature_names].head(5), registered_model_name=task)

@@ -46,7 +46,7 @@ import pandas as pd
 import pytest
 import serving_fixtures as fx
 
-from models import TASKS
+from models import task_names
 from serving.schemas import request_records
 
 pytestmark = pytest.mark.integration
@@ -222,7 +222,7 @@ def _check_calendar(manifests: dict[str, dict]) -> None:
     months = pd.DateOffset(months=1)
     assert manifests["baseline"]["end_date"] == str(pd.Timestamp(NOW) - pd.Timedelta(days=1))[:10]
     assert pd.Timestamp(NOW).month == 1
-    horizon = max(load_spec(t).label.horizon_months for t in TASKS)
+    horizon = max(load_spec(t).label.horizon_months for t in task_names())
     assert pd.Timestamp(LABELLED[-1]) + horizon * months == pd.Timestamp(NOW)  # labels known for every task
     shift = pd.Timestamp(manifests["downturn"]["scenario"]["start_date"])
     assert [pd.Timestamp(s) for s in EARLY] == [shift + k * months for k in (1, 2, 3)]
@@ -251,10 +251,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
                        scenario=scenario, scenario_months=SCENARIO_MONTHS), datasets[scenario], progress=False)
     _check_calendar(manifests)
 
-    paths = build_featuresets(datasets["baseline"], list(TASKS), settings.features_dir / "baseline",
+    paths = build_featuresets(datasets["baseline"], list(task_names()), settings.features_dir / "baseline",
                               load_config(FeaturesConfig, "features"), progress=False)
-    champions = {task: _quick_model(task, paths[task], settings) for task in TASKS}
-    for task in TASKS:
+    champions = {task: _quick_model(task, paths[task], settings) for task in task_names()}
+    for task in task_names():
         decision = promote(task, settings, load_promote_config(), force=True,
                            reason="integration test of monitoring", actor="tester")
         assert decision.promoted, task
@@ -272,7 +272,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
         for name in WINDOWS:  # one after the other: the windows are apart on scored_at
             w.windows[name] = _send(client, frames[name])
 
-    for task in TASKS:
+    for task in task_names():
         for name, window in w.windows.items():
             outcomes = WINDOWS[name][2]
             w.results[(task, name)] = monitor_task(task, settings, cfg, since=window.since, until=window.until,
@@ -313,14 +313,14 @@ def test_the_log_holds_exactly_what_the_service_answered(world: World) -> None:
         pd.testing.assert_frame_equal(got, answered, check_exact=True, obj=name)  # probabilities as answered
         snapshots = WINDOWS[name][1]
         assert sorted(set(got["as_of"])) == list(snapshots), name
-        for task in TASKS:
+        for task in task_names():
             assert set(got.loc[got["task"] == task, "model_version"]) == {world.champions[task].version}
             assert world.results[(task, name)].rows == window.rows(task) > 1000, (task, name)
 
 
 # ---- acceptance checks ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("task", task_names())
 def test_baseline_reports_ok(world: World, task: str) -> None:
     result = world.results[(task, "now:baseline")]
     assert result.rows == world.windows["now:baseline"].rows(task) > 1000
@@ -329,7 +329,7 @@ def test_baseline_reports_ok(world: World, task: str) -> None:
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
-@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("task", task_names())
 def test_live_windows_are_compared_with_the_same_months_after_training(world: World, task: str,
                                                                        scenario: str) -> None:
     result = world.results[(task, f"now:{scenario}")]
@@ -341,7 +341,7 @@ def test_live_windows_are_compared_with_the_same_months_after_training(world: Wo
 
 
 @pytest.mark.parametrize("scenario", ["downturn", "competitor"])
-@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("task", task_names())
 def test_shifted_scenarios_warn_and_flag_their_shifted_features(world: World, task: str, scenario: str) -> None:
     result = world.results[(task, f"now:{scenario}")]
     shifted = world.shifted(task, scenario)
@@ -360,7 +360,7 @@ def test_shifted_scenarios_warn_and_flag_their_shifted_features(world: World, ta
     assert result.check("data_drift").level in ("warn", "alert")
 
 
-@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("task", task_names())
 def test_estimated_auc_is_within_003_of_the_measured_one_on_baseline(world: World, task: str) -> None:
     result = world.results[(task, "labelled")]
     perf = result.performance

@@ -30,7 +30,7 @@ import serving_fixtures as fx
 
 from features.definitions import FEATURES
 from features.schema import PERSONAL_DATA_COLUMNS
-from models import TASKS, load_spec
+from models import load_spec, task_names
 from serving.prediction_log import read_predictions
 from serving.registry import RegistryError, download_models, load_models, resolve_champions
 
@@ -40,7 +40,7 @@ API_KEY = fx.API_KEY
 AUTH = {"X-API-Key": API_KEY}
 MAX_BATCH = 40
 MAX_EXPLAINED = 10
-PREDICT_PATHS = {task: f"/predict_{task}" for task in TASKS}
+PREDICT_PATHS = {task: f"/predict_{task}" for task in task_names()}
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def server(registry, tmp_path_factory) -> Iterator[fx.Server]:
 def customer(registry: dict[str, Any], i: int, cid: str | None = None) -> dict[str, Any]:
     """Row `i` of every task's synthetic rows merged into one JSON-ready customer."""
     out: dict[str, Any] = {"customer_id": cid or f"C-{i:05d}"}
-    for task in TASKS:
+    for task in task_names():
         for name, value in registry["rows"][task].iloc[i].items():
             if name != "customer_id" and name not in out:
                 out[name] = None if value is None or (isinstance(value, float) and math.isnan(value)) else value
@@ -83,7 +83,7 @@ def test_score_one_customer(server, registry):
     assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", body["request_id"])
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", body["scored_at"])
     assert (body["customer_id"], body["as_of"]) == ("C-00003", "2025-03-01")
-    assert set(body["scores"]) == set(TASKS)
+    assert set(body["scores"]) == set(task_names())
     for task, score in body["scores"].items():
         probability, raw, contrib = expected(registry, task, record)
         assert score["probability"] == pytest.approx(probability, abs=1e-9)
@@ -113,7 +113,7 @@ def test_score_a_batch(server, registry):
     assert plain.status_code == 200 and explained.status_code == 200, (plain.text, explained.text)
     body = plain.json()
     assert body["count"] == 25 and [r["customer_id"] for r in body["results"]] == [r["customer_id"] for r in records]
-    for task in TASKS:
+    for task in task_names():
         model = registry["models"][task]
         frame = pd.DataFrame([{n: r.get(n) for n in model.feature_names} for r in records])
         batch_path = model.predict_proba(model.encode_frame(frame))
@@ -125,7 +125,7 @@ def test_score_a_batch(server, registry):
             assert r["scores"][task]["explanation"]["raw_score"] == pytest.approx(raw, abs=1e-9)
 
 
-@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("task", task_names())
 def test_per_task_fast_path(server, registry, task):
     record = customer(registry, 7, cid="777")
     with server.client(headers=AUTH) as c:
@@ -146,8 +146,8 @@ def test_model_info_and_openapi(server, registry):
     assert got.json() == posted.json()
     info = got.json()
     assert {m["task"]: (m["version"], m["run_id"]) for m in info["models"]} == {
-        t: (registry["versions"][t], registry["run_ids"][t]) for t in TASKS}
-    assert [m["features"] for m in info["models"]] == [registry["models"][t].feature_names for t in TASKS]
+        t: (registry["versions"][t], registry["run_ids"][t]) for t in task_names()}
+    assert [m["features"] for m in info["models"]] == [registry["models"][t].feature_names for t in task_names()]
     assert {f["name"] for f in info["features"]} == {f.name for f in FEATURES}
     assert (info["api_key_required"], info["max_batch_size"], info["max_explained_batch_size"]) == (
         True, MAX_BATCH, MAX_EXPLAINED)
@@ -242,13 +242,13 @@ def test_concurrent_burst_logs_exactly_the_answered_rows(server, registry):
         kind = i % 4
         if kind == 0:
             r = client.post("/score", json=record)
-            rows = len(TASKS)
+            rows = len(task_names())
         elif kind == 3:
             batch = [pool[(i + j) % len(pool)] for j in range(1 + i % 5)]
             r = client.post("/score_batch", json={"customers": batch})
-            rows = len(batch) * len(TASKS)
+            rows = len(batch) * len(task_names())
         else:
-            r = client.post(PREDICT_PATHS[TASKS[i % len(TASKS)]], json=record)
+            r = client.post(PREDICT_PATHS[task_names()[i % len(task_names())]], json=record)
             rows = 1
         return r.status_code, r.json().get("request_id", ""), rows
 
@@ -282,7 +282,7 @@ def test_a_log_that_cannot_be_written_gets_503_and_nothing_is_claimed(server, re
     assert "LOCKED-1" not in set(read_predictions(server.prediction_log)["customer_ref"])
     with server.client(headers=AUTH) as c:
         assert c.post("/score", json=record).status_code == 200  # and it recovers
-    assert (read_predictions(server.prediction_log)["customer_ref"] == "LOCKED-1").sum() == len(TASKS)
+    assert (read_predictions(server.prediction_log)["customer_ref"] == "LOCKED-1").sum() == len(task_names())
 
 
 # ---- start-up --------------------------------------------------------------------------------

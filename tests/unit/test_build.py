@@ -18,7 +18,7 @@ from features.featureset import read_featureset
 from features.generate import generate_dataset
 from features.schema import PERSONAL_DATA_COLUMNS
 from features.validate import read_dataset
-from models import TASKS, load_spec
+from models import load_spec, task_names
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +193,7 @@ def test_churn_label_is_no_active_lease_at_the_window_end(dataset):
 
 
 def test_featuresets_have_no_personal_data_and_carry_metadata(dataset_dir, tmp_path):
-    paths = build_featuresets(dataset_dir, list(TASKS), tmp_path, FeaturesConfig(), progress=False)
+    paths = build_featuresets(dataset_dir, list(task_names()), tmp_path, FeaturesConfig(), progress=False)
     for task, path in paths.items():
         fs = read_featureset(path)
         assert not PERSONAL_DATA_COLUMNS & set(fs.frame.columns)
@@ -230,7 +230,7 @@ def test_a_bad_table_stops_the_build_and_writes_nothing(dataset_dir, tmp_path):
     inv.to_parquet(bad / "invoices.parquet")
     out = tmp_path / "out"
     with pytest.raises(DataValidationError, match="invoices.*amount"):
-        build_featuresets(bad, list(TASKS), out, FeaturesConfig(), progress=False)
+        build_featuresets(bad, list(task_names()), out, FeaturesConfig(), progress=False)
     assert not out.exists() or not any(out.iterdir())
 
 
@@ -252,7 +252,7 @@ def test_a_spec_naming_a_feature_the_catalogue_lacks_is_refused_before_anything_
     custom = load_spec_file(path)  # the spec alone is valid: models/ does not know the catalogue
     with pytest.raises(SpecError, match=r"churn: features not defined .*shoe_size"):
         check_spec(custom)
-    for task in TASKS:
+    for task in task_names():
         check_spec(load_spec(task))
 
 

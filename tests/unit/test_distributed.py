@@ -24,7 +24,7 @@ from features.featureset import COMMON_METADATA, FeatureSetError, read_featurese
 from features.generate import generate_dataset
 from features.manifest import manifest_hash
 from features.validate import DataValidationError, read_dataset
-from models import TASKS
+from models import task_names
 
 CHUNKED = dict(name="chunked", customers=450, months=26, seed=29, chunk_customers=200)
 
@@ -46,8 +46,8 @@ def client():
 def built(chunked: Path, client, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Path]]:
     root = tmp_path_factory.mktemp("features")
     cfg = FeaturesConfig()
-    return {"pandas": build_featuresets(chunked, list(TASKS), root / "pandas", cfg, progress=False),
-            "dask": build_featuresets_dask(chunked, list(TASKS), root / "dask", cfg, client, partition_customers=130)}
+    return {"pandas": build_featuresets(chunked, list(task_names()), root / "pandas", cfg, progress=False),
+            "dask": build_featuresets_dask(chunked, list(task_names()), root / "dask", cfg, client, partition_customers=130)}
 
 
 def test_chunked_generation_writes_disjoint_customer_parts_with_ids_running_on(chunked: Path) -> None:
@@ -93,7 +93,7 @@ def test_partitions_cover_every_customer_once(chunked: Path) -> None:
 
 
 def test_dask_features_equal_the_pandas_path(built: dict[str, dict[str, Path]]) -> None:
-    for task in TASKS:
+    for task in task_names():
         pandas_fs, dask_fs = read_featureset(built["pandas"][task]), read_featureset(built["dask"][task])
         assert built["dask"][task].is_dir() and (built["dask"][task] / COMMON_METADATA).exists()
         assert len(list(built["dask"][task].glob("part-*.parquet"))) == 4

@@ -18,6 +18,7 @@ from configs.serve import (
 from configs.settings import Settings
 from features.definitions import FEATURES, FEATURES_BY_NAME
 from features.schema import PERSONAL_DATA_COLUMNS
+from models import load_spec, task_names
 from serving.commands import server_command, server_environment
 from serving.schemas import build_customer_model
 
@@ -125,10 +126,11 @@ def test_literal_annotations_are_generated_from_the_categories():
 # ---- config -----------------------------------------------------------------------------------
 def test_shipped_serve_config_is_valid():
     cfg = load_serve_config()
-    assert cfg.tasks == ["default_risk", "churn", "upsell"]
+    assert cfg.tasks == list(task_names())  # `tasks: all`: every spec file
+    assert {"default_risk", "churn", "upsell", "early_termination"} <= set(cfg.tasks)
     assert (cfg.alias, cfg.host, cfg.top_reasons, cfg.max_batch_size, cfg.api_key_env) == (
         "champion", "127.0.0.1", 3, 1000, "TENURE_API_KEY")
-    assert set(cfg.outcome_zh) == set(cfg.tasks)
+    assert all(load_spec(t).outcome_zh for t in cfg.tasks)
 
 
 @pytest.mark.parametrize(("overrides", "fragment"), [
