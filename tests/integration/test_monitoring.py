@@ -237,7 +237,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     from configs.promote import load_promote_config
     from configs.settings import Settings
     from features.build import build_featuresets, scoring_frame
-    from features.generate import generate_dataset
+    from features.synthetic import generate_dataset
     from monitoring.monitor import monitor_task
     from training.promote import promote
 
