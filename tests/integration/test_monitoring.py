@@ -44,10 +44,11 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-import serving_fixtures as fx
 
 from models import TASKS
 from serving.schemas import request_records
+
+from helpers import serving as fx
 
 pytestmark = pytest.mark.integration
 

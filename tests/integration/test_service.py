@@ -26,13 +26,14 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-import serving_fixtures as fx
 
 from features.definitions import FEATURES
 from features.schema import PERSONAL_DATA_COLUMNS
 from models import TASKS, load_spec
 from serving.prediction_log import read_predictions
 from serving.registry import RegistryError, download_models, load_models, resolve_champions
+
+from helpers import serving as fx
 
 pytestmark = pytest.mark.integration
 
