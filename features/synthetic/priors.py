@@ -19,29 +19,29 @@ IDX = {name: {v: i for i, v in enumerate(values)} for name, values in {
 }.items()}
 
 
-def probs(order: tuple[str, ...], shares: dict[str, float]) -> np.ndarray:
+def category_probs(order: tuple[str, ...], shares: dict[str, float]) -> np.ndarray:
     """Probabilities aligned with a schema category tuple."""
     p = np.array([shares[k] for k in order], dtype=float)
     return p / p.sum()
 
 
 P_BUSINESS = 0.65
-P_INDUSTRY = probs(schema.INDUSTRIES, {"manufacturing": .18, "construction": .13, "logistics": .13,
-                                    "retail": .14, "it": .11, "medical": .09, "education": .08,
-                                    "hospitality": .08, "property": .06})
-P_SIZE = probs(schema.SIZE_BANDS, {"high": .30, "middle": .50, "low": .20})
-P_AGE = probs(schema.AGE_BANDS, {"young": .35, "middle_aged": .45, "elderly": .20})
-P_CITY = probs(schema.CITY_TIERS, {"tier1": .30, "tier2": .35, "tier3": .25, "remote": .10})
-P_REGION = probs(schema.REGIONS, {"north": .20, "east": .28, "south": .24, "west": .12, "central": .16})
+P_INDUSTRY = category_probs(schema.INDUSTRIES, {"manufacturing": .18, "construction": .13, "logistics": .13,
+                                             "retail": .14, "it": .11, "medical": .09, "education": .08,
+                                             "hospitality": .08, "property": .06})
+P_SIZE = category_probs(schema.SIZE_BANDS, {"high": .30, "middle": .50, "low": .20})
+P_AGE = category_probs(schema.AGE_BANDS, {"young": .35, "middle_aged": .45, "elderly": .20})
+P_CITY = category_probs(schema.CITY_TIERS, {"tier1": .30, "tier2": .35, "tier3": .25, "remote": .10})
+P_REGION = category_probs(schema.REGIONS, {"north": .20, "east": .28, "south": .24, "west": .12, "central": .16})
 P_ACQ = {
-    "business": probs(schema.CHANNELS, {"direct_sales": .38, "partner": .27, "online": .15, "referral": .12, "store": .08}),
-    "individual": probs(schema.CHANNELS, {"direct_sales": .08, "partner": .12, "online": .42, "referral": .15, "store": .23}),
+    "business": category_probs(schema.CHANNELS, {"direct_sales": .38, "partner": .27, "online": .15, "referral": .12, "store": .08}),
+    "individual": category_probs(schema.CHANNELS, {"direct_sales": .08, "partner": .12, "online": .42, "referral": .15, "store": .23}),
 }
 P_PAY = {
-    "business": probs(schema.PAYMENT_METHODS, {"bank_transfer": .45, "direct_debit": .30, "card": .05, "wechat_pay": .15, "cash": .05}),
-    "individual": probs(schema.PAYMENT_METHODS, {"bank_transfer": .10, "direct_debit": .20, "card": .25, "wechat_pay": .40, "cash": .05}),
+    "business": category_probs(schema.PAYMENT_METHODS, {"bank_transfer": .45, "direct_debit": .30, "card": .05, "wechat_pay": .15, "cash": .05}),
+    "individual": category_probs(schema.PAYMENT_METHODS, {"bank_transfer": .10, "direct_debit": .20, "card": .25, "wechat_pay": .40, "cash": .05}),
 }
-P_TERM = probs(schema.TERM_TYPES, {"long_term": .20, "short_term": .50, "temporary": .30})
+P_TERM = category_probs(schema.TERM_TYPES, {"long_term": .20, "short_term": .50, "temporary": .30})
 TERM_MONTHS = {  # term type -> (months, probabilities)
     "temporary": (np.array([1, 2, 3]), np.array([.35, .35, .30])),
     "short_term": (np.array([6, 9, 12]), np.array([.40, .10, .50])),

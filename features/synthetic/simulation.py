@@ -60,7 +60,7 @@ from features.synthetic.priors import (
     SIZE_RISK,
     TECH,
     TERM_MONTHS,
-    probs,
+    category_probs,
 )
 from features.synthetic.scenarios import (
     COMPETITOR_CHURN,
@@ -281,8 +281,8 @@ class Simulation:
         # hidden drivers of churn, service, growth, usage and engagement
         pref_key = np.where(indiv, np.array(["young", "middle_aged", "elderly"])[np.maximum(age, 0)], "business")
         ch_pref = np.stack([CH_PREF[k] for k in pref_key]) * np.exp(0.35 * r.standard_normal((n, 5)))
-        term_p = np.where(indiv[:, None], probs(schema.TERM_TYPES, {"temporary": .38, "short_term": .48, "long_term": .14}),
-                          probs(schema.TERM_TYPES, {"temporary": .26, "short_term": .51, "long_term": .23}))
+        term_p = np.where(indiv[:, None], category_probs(schema.TERM_TYPES, {"temporary": .38, "short_term": .48, "long_term": .14}),
+                          category_probs(schema.TERM_TYPES, {"temporary": .26, "short_term": .51, "long_term": .23}))
         out.update(
             S0=(0.55 * r.standard_normal(n) + 0.25 * indiv + 0.2 * (acq == IDX["acq"]["online"])
                 - 0.15 * (membership >= 2) + 0.25 * (city == 3)),
