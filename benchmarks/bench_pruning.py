@@ -24,7 +24,7 @@ def run() -> dict:
     from configs.train import load_train_config
     from features.build import build_featuresets
     from features.featureset import read_featureset
-    from features.generate import generate_dataset
+    from features.synthetic import generate_dataset
     from models import load_spec
     from models.artifact import TenureModel
     from training.split import split_featureset

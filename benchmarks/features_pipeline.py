@@ -25,7 +25,7 @@ def main() -> None:
     from configs.features import FeaturesConfig
     from features.build import build_featuresets
     from features.featureset import read_metadata
-    from features.generate import generate_dataset
+    from features.synthetic import generate_dataset
     from models import task_names
 
     t0 = time.perf_counter()

@@ -42,7 +42,7 @@ def _featureset(home: Path, customers: int, months: int, seed: int) -> Path:
     from configs.data import DataConfig
     from configs.features import FeaturesConfig
     from features.build import build_featuresets
-    from features.generate import generate_dataset
+    from features.synthetic import generate_dataset
 
     data = home / "data" / "bench"
     generate_dataset(DataConfig(name="bench", customers=customers, months=months, seed=seed), data, progress=False)

@@ -22,7 +22,7 @@ class DataConfig(StrictModel):
     # the scenario's shift applies to the last `scenario_months` months of the dataset
     scenario_months: int = Field(default=6, ge=1, le=24)
     # simulate and write the customers in chunks of this many (memory bounded by one chunk; tables
-    # become folders of part files); None: one simulation of everyone (see features.generate)
+    # become folders of part files); None: one simulation of everyone (see features.synthetic.dataset)
     chunk_customers: int | None = Field(default=None, ge=50)
 
     @model_validator(mode="after")

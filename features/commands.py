@@ -39,7 +39,7 @@ def generate(
     from configs import load_config
     from configs.data import DataConfig
     from configs.settings import load_settings
-    from features.generate import generate_dataset
+    from features.synthetic import generate_dataset
 
     cfg = load_config(DataConfig, "data", config, dict(customers=customers, months=months, seed=seed,
                                                        scenario=scenario, name=name,

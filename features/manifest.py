@@ -1,6 +1,6 @@
 """The dataset manifest: `<dataset_dir>/manifest.json`, what a dataset is and where it came from.
 
-Written by the synthetic generator (`features.generate`) and, for a company's own extracts, by
+Written by the synthetic generator (`features.synthetic`) and, for a company's own extracts, by
 hand or by a script (only `end_date`, the last day the data covers, is required to read a
 dataset). The generator's manifest holds:
 

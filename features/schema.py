@@ -1,6 +1,6 @@
 """The source tables of a leasing company, as Tenure expects them.
 
-This module is the single contract between the synthetic generator (`features.generate`), a
+This module is the single contract between the synthetic generator (`features.synthetic`), a
 company's own extracts, the validator (`features.validate`) and the feature builder
 (`features.build`). Every table is one Parquet file `<dataset_dir>/<table>.parquet`; dates are
 day-resolution timestamps (`datetime64[ns]`, no time zone). A dataset folder also holds

@@ -34,7 +34,7 @@ NB01 = [
     ("code", SETUP),
     ("code", """\
 from configs.data import DataConfig
-from features.generate import generate_dataset
+from features.synthetic import generate_dataset
 from features.validate import read_dataset
 
 dataset_dir = settings.dataset_dir("notebook")
@@ -100,7 +100,7 @@ from configs.data import DataConfig
 from configs.features import FeaturesConfig
 from configs.train import load_train_config
 from features.build import build_featuresets
-from features.generate import generate_dataset
+from features.synthetic import generate_dataset
 
 dataset_dir = settings.dataset_dir("notebook")
 if not (dataset_dir / "manifest.json").exists():

@@ -49,7 +49,7 @@ class DemoState:
 
 def _generate(state: DemoState) -> None:
     from configs.data import DataConfig
-    from features.generate import generate_dataset
+    from features.synthetic import generate_dataset
 
     for name, scenario, out in (("demo", "baseline", state.baseline_dir),
                                 (f"demo-{DRIFT_SCENARIO}", DRIFT_SCENARIO, state.drift_dir)):

@@ -22,12 +22,13 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
-import serving_fixtures as fx
 import yaml
 
 from configs.tasks import TASK_DIRS_ENV
 from features.featureset import read_featureset
 from models import load_spec, load_spec_file
+
+from helpers import serving as fx
 
 pytestmark = pytest.mark.integration
 

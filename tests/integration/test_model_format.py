@@ -21,10 +21,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from serving_fixtures import register_champions
 from typer.testing import CliRunner
 
 from tenure.cli import app
+
+from helpers.serving import register_champions
 
 pytestmark = pytest.mark.integration
 

@@ -44,10 +44,11 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-import serving_fixtures as fx
 
 from models import task_names
 from serving.schemas import request_records
+
+from helpers import serving as fx
 
 pytestmark = pytest.mark.integration
 
@@ -237,7 +238,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     from configs.promote import load_promote_config
     from configs.settings import Settings
     from features.build import build_featuresets, scoring_frame
-    from features.generate import generate_dataset
+    from features.synthetic import generate_dataset
     from monitoring.monitor import monitor_task
     from training.promote import promote
 

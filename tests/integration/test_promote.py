@@ -45,7 +45,7 @@ pytestmark = pytest.mark.integration
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, Path]]:
     """Settings on a temp home (env points there too) and a churn feature set built in it."""
     from features.build import build_featuresets
-    from features.generate import generate_dataset
+    from features.synthetic import generate_dataset
 
     home = tmp_path_factory.mktemp("promote")
     settings = Settings(home=home)

@@ -22,12 +22,14 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from test_training import _invoke, synthetic_featureset
 
 from configs.settings import Settings
 from features.definitions import FEATURES_BY_NAME
 from features.featureset import read_featureset, write_featureset
 from models.tracking import setup_mlflow
+
+from helpers.cli import invoke
+from helpers.featuresets import synthetic_featureset
 
 pytestmark = pytest.mark.integration
 
@@ -84,9 +86,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     home = tmp_path_factory.mktemp("retrain")
     first = synthetic_featureset(home / "features" / "v1" / f"{TASK}.parquet", customers=400, months=18, seed=3)
     newer = _newer_featureset(home / "features" / "v2" / f"{TASK}.parquet", first)
-    res = _invoke(["train", "--task", TASK, "--featureset", str(first), "--trials", "2"], home)
+    res = invoke(["train", "--task", TASK, "--featureset", str(first), "--trials", "2"], home)
     assert res.exit_code == 0, res.output
-    res = _invoke(["promote", "--task", TASK, "--force", "--reason", "first model of the retrain test"], home)
+    res = invoke(["promote", "--task", TASK, "--force", "--reason", "first model of the retrain test"], home)
     assert res.exit_code == 0, res.output
     (home / "monitor.yaml").write_text("reports:\n  evidently: false\n  log_to_mlflow: false\n")
     settings = Settings(home=home)
@@ -99,9 +101,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def _retrain(world: dict[str, Any], window: str) -> Any:
     since, until = world[window]
-    return _invoke(["retrain", "--task", TASK, "--if-level", "alert", "--featureset", str(world["newer"]),
-                    "--since", since, "--until", until, "--trials", "2",
-                    "--monitor-config", str(world["home"] / "monitor.yaml")], world["home"])
+    return invoke(["retrain", "--task", TASK, "--if-level", "alert", "--featureset", str(world["newer"]),
+                   "--since", since, "--until", until, "--trials", "2",
+                   "--monitor-config", str(world["home"] / "monitor.yaml")], world["home"])
 
 
 def test_retrain_skips_on_a_quiet_window_and_trains_and_promotes_on_a_shifted_one(world: dict[str, Any]) -> None:

@@ -26,13 +26,14 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-import serving_fixtures as fx
 
 from features.definitions import FEATURES
 from features.schema import PERSONAL_DATA_COLUMNS
 from models import load_spec, task_names
 from serving.prediction_log import read_predictions
 from serving.registry import RegistryError, download_models, load_models, resolve_champions
+
+from helpers import serving as fx
 
 pytestmark = pytest.mark.integration
 
@@ -355,6 +356,8 @@ def test_bentoml_build_packs_the_service(tmp_path):
         assert (src / needed).is_file(), needed
     # the service reads models through models/ (the import-linter contract): the trainer stays out
     assert not (src / "training").exists()
+    # and never imports the synthetic simulator (another contract): it stays out too
+    assert (src / "features").is_dir() and not (src / "features" / "synthetic").exists()
     assert not list(src.rglob("test_*.py")) and not list(src.rglob("__pycache__"))
     info = bentos[0].read_text()
     assert "service: serving.service:Tenure" in info and "/score_batch" in info

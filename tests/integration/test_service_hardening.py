@@ -23,9 +23,10 @@ from typing import Any
 import httpx
 import psutil
 import pytest
-import serving_fixtures as fx
 
 from serving.prediction_log import read_predictions
+
+from helpers import serving as fx
 
 pytestmark = pytest.mark.integration
 

@@ -26,20 +26,19 @@ import pandas as pd
 import pytest
 import yaml
 from sklearn.metrics import roc_auc_score
-from typer.testing import CliRunner
 
 from configs.settings import Settings
 from configs.train import load_train_config
-from features import schema
-from features.definitions import FEATURES_BY_NAME, GROUP_COLUMNS
-from features.featureset import FeatureSet, read_featureset, write_featureset
-from models import load_spec, task_names
+from features.featureset import read_featureset
+from models import task_names
 from models.metrics import METRICS
 from models.registry import load_tenure_model
 from models.tracking import setup_mlflow
-from tenure.cli import app
 from training.plots import PLOT_FILES
 from training.train import train_task
+
+from helpers.cli import invoke, last_json
+from helpers.featuresets import synthetic_featureset
 
 pytestmark = pytest.mark.integration
 
@@ -47,51 +46,6 @@ TRIALS = "4"
 CONTRACT_TAGS = ("tenure.task", "tenure.model_name", "tenure.featureset_path", "tenure.featureset_hash",
                  "tenure.split", "tenure.best_trial", "tenure.chosen", "tenure.calibration", "tenure.git_commit",
                  "tenure.seed")
-
-
-def synthetic_featureset(path: Path, customers: int = 500, months: int = 20, seed: int = 0) -> Path:
-    """A default-risk feature set: plausible values, a label driven by lateness, debt and satisfaction."""
-    spec = load_spec("default_risk")
-    rng = np.random.default_rng(seed)
-    snaps = pd.date_range("2023-01-01", periods=months, freq="MS")
-    n = customers * months
-    df = pd.DataFrame({"customer_id": np.tile([f"C{i:05d}" for i in range(customers)], months),
-                       "snapshot_date": np.repeat(snaps.values, customers)})
-    for name in spec.features:
-        d = FEATURES_BY_NAME[name]
-        if d.kind == "categorical":
-            df[name] = pd.Categorical(rng.choice(d.categories, n), categories=d.categories)
-        else:
-            lo = d.min if d.min is not None else 0.0
-            hi = d.max if d.max is not None and d.max < 1000 else lo + 100
-            values = np.minimum(rng.gamma(1.5, (hi - lo) / 6, n) + lo, hi)
-            values[rng.random(n) < 0.03] = np.nan
-            df[name] = values
-    df["snapshot_month"] = pd.DatetimeIndex(df["snapshot_date"]).month.astype(float)
-    df["dpd_max_12m"] = rng.integers(0, 120, n).astype(float)
-    df["late_payments_12m"] = rng.integers(0, 12, n).astype(float)
-    logit = (-3.2 + 0.025 * df["dpd_max_12m"] + 0.12 * df["late_payments_12m"]
-             + 0.9 * np.nan_to_num(df["debt_ratio"]) - 0.4 * np.nan_to_num(df["satisfaction_avg_12m"] - 3)
-             + 1.0 * (df["credit_class"] == "bad"))
-    df[spec.label.name] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype("int8")
-    df["age_band"] = rng.choice(schema.AGE_BANDS, n)
-    df["city_tier"] = rng.choice(schema.CITY_TIERS, n)
-    fs = FeatureSet(frame=df, task="default_risk", features=[FEATURES_BY_NAME[f].to_dict() for f in spec.features],
-                    label={"name": spec.label.name, "definition": spec.label.definition,
-                           "horizon_months": spec.label.horizon_months},
-                    group_columns=list(GROUP_COLUMNS), lineage={"kind": "synthetic-test"})
-    return write_featureset(fs, path)
-
-
-def _invoke(args: list[str], home: Path) -> Any:
-    """Run `tenure ...` in-process with everything under `home` (other overrides removed)."""
-    env = {"TENURE_HOME": str(home), "MLFLOW_TRACKING_URI": None, "MLFLOW_REGISTRY_URI": None,
-           "TENURE_ARTIFACT_ROOT": None, "TENURE_OPTUNA_STORAGE": None}
-    return CliRunner().invoke(app, args, env=env)
-
-
-def _last_json(output: str) -> dict[str, Any]:
-    return json.loads(output.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
@@ -106,9 +60,9 @@ def featureset(home: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def trained(home: Path, featureset: Path) -> dict[str, Any]:
-    res = _invoke(["train", "--task", "default_risk", "--featureset", str(featureset), "--trials", TRIALS], home)
+    res = invoke(["train", "--task", "default_risk", "--featureset", str(featureset), "--trials", TRIALS], home)
     assert res.exit_code == 0, res.output
-    return _last_json(res.stdout)
+    return last_json(res.stdout)
 
 
 @pytest.fixture
@@ -271,10 +225,10 @@ def test_predict_writes_every_row_in_order(trained: dict[str, Any], client: Any,
                                            tmp_path: Path) -> None:
     src, out = tmp_path / "in.csv", tmp_path / "scores.csv"
     rows.to_csv(src, index=False)
-    res = _invoke(["predict", "--model", "models:/default_risk@challenger", "--data", str(src), "--out", str(out)],
-                  home)
+    res = invoke(["predict", "--model", "models:/default_risk@challenger", "--data", str(src), "--out", str(out)],
+                 home)
     assert res.exit_code == 0, res.output
-    assert _last_json(res.stdout)["scored"] == 60
+    assert last_json(res.stdout)["scored"] == 60
     scores = pd.read_csv(out)
     assert list(scores.columns) == ["customer_id", "probability"]
     assert list(scores["customer_id"]) == list(rows["customer_id"])
@@ -282,8 +236,8 @@ def test_predict_writes_every_row_in_order(trained: dict[str, Any], client: Any,
     np.testing.assert_allclose(scores["probability"], model.predict_proba(model.encode_frame(rows)), atol=1e-12)
     # Parquet in, Parquet out: the same numbers
     rows.to_parquet(tmp_path / "in.parquet")
-    res = _invoke(["predict", "--model", trained["model_uri"], "--data", str(tmp_path / "in.parquet"),
-                   "--out", str(tmp_path / "scores.parquet")], home)
+    res = invoke(["predict", "--model", trained["model_uri"], "--data", str(tmp_path / "in.parquet"),
+                  "--out", str(tmp_path / "scores.parquet")], home)
     assert res.exit_code == 0, res.output
     np.testing.assert_allclose(pd.read_parquet(tmp_path / "scores.parquet")["probability"], scores["probability"],
                                atol=1e-12)
@@ -302,8 +256,8 @@ def test_predict_fails_on_bad_rows_naming_them_and_writes_nothing(trained: dict[
                                                                   home: Path, tmp_path: Path) -> None:
     src, out = tmp_path / "bad.csv", tmp_path / "scores.csv"
     _bad_rows(rows).to_csv(src, index=False)
-    res = _invoke(["predict", "--model", "models:/default_risk@challenger", "--data", str(src), "--out", str(out)],
-                  home)
+    res = invoke(["predict", "--model", "models:/default_risk@challenger", "--data", str(src), "--out", str(out)],
+                 home)
     assert res.exit_code == 2
     for piece in ("3 row(s)", "row 5: debt_ratio: not a number", "row 10: dpd_current", "row 10: industry",
                   "aerospace", "row 31: dpd_current: infinite value", "--skip-invalid"):
@@ -315,8 +269,8 @@ def test_predict_skip_invalid_scores_the_rest_and_lists_the_rejected(trained: di
                                                                      home: Path, tmp_path: Path) -> None:
     src, out = tmp_path / "bad.csv", tmp_path / "scores.csv"
     _bad_rows(rows).to_csv(src, index=False)
-    res = _invoke(["predict", "--model", "models:/default_risk@challenger", "--data", str(src), "--out", str(out),
-                   "--skip-invalid"], home)
+    res = invoke(["predict", "--model", "models:/default_risk@challenger", "--data", str(src), "--out", str(out),
+                  "--skip-invalid"], home)
     assert res.exit_code == 0, res.output
     scores = pd.read_csv(out)
     rejected = pd.read_csv(tmp_path / "scores.rejected.csv")
@@ -333,11 +287,11 @@ def test_predict_missing_column_and_bad_model(trained: dict[str, Any], client: A
     src = tmp_path / "in.csv"
     rows.drop(columns=["credit_score"]).to_csv(src, index=False)
     for extra in ([], ["--skip-invalid"]):
-        res = _invoke(["predict", "--model", "models:/default_risk@challenger", "--data", str(src),
-                       "--out", str(tmp_path / "o.csv"), *extra], home)
+        res = invoke(["predict", "--model", "models:/default_risk@challenger", "--data", str(src),
+                      "--out", str(tmp_path / "o.csv"), *extra], home)
         assert res.exit_code == 2 and "missing required feature columns ['credit_score']" in res.output
-    res = _invoke(["predict", "--model", "models:/no_such_model@champion", "--data", str(src),
-                   "--out", str(tmp_path / "o.csv")], home)
+    res = invoke(["predict", "--model", "models:/no_such_model@champion", "--data", str(src),
+                  "--out", str(tmp_path / "o.csv")], home)
     assert res.exit_code == 2 and "no_such_model" in res.output
     assert not (tmp_path / "o.csv").exists()
 
@@ -364,34 +318,34 @@ def test_predict_on_dask_scores_partitions_like_the_pandas_path(trained: dict[st
 
     model = ["--model", "models:/default_risk@challenger"]
     rows.to_parquet(tmp_path / "all.parquet")
-    res = _invoke(["predict", *model, "--data", str(tmp_path / "all.parquet"), "--out", str(tmp_path / "p.parquet")],
-                  home)
+    res = invoke(["predict", *model, "--data", str(tmp_path / "all.parquet"), "--out", str(tmp_path / "p.parquet")],
+                 home)
     assert res.exit_code == 0, res.output
     bad = _bad_rows(rows)
     for col in ("debt_ratio", "industry", "dpd_current"):  # Parquet holds text, not mixed objects
         bad[col] = [None if pd.isna(v) else str(v) for v in bad[col]]
     bad.to_csv(tmp_path / "bad.csv", index=False)
-    res = _invoke(["predict", *model, "--data", str(tmp_path / "bad.csv"), "--out", str(tmp_path / "b.parquet"),
-                   "--skip-invalid"], home)
+    res = invoke(["predict", *model, "--data", str(tmp_path / "bad.csv"), "--out", str(tmp_path / "b.parquet"),
+                  "--skip-invalid"], home)
     assert res.exit_code == 0, res.output
     with dask_client(None, workers=2, processes=False) as dc:
         dask = ["--engine", "dask", "--scheduler", dc.scheduler.address]
-        res = _invoke(["predict", *model, "--data", str(_parts(rows, tmp_path / "in.parquet")),
-                       "--out", str(tmp_path / "d.parquet"), *dask], home)
+        res = invoke(["predict", *model, "--data", str(_parts(rows, tmp_path / "in.parquet")),
+                      "--out", str(tmp_path / "d.parquet"), *dask], home)
         assert res.exit_code == 0, res.output
-        assert _last_json(res.stdout)["scored"] == 60
+        assert last_json(res.stdout)["scored"] == 60
         pd.testing.assert_frame_equal(_scores(tmp_path / "d.parquet"), pd.read_parquet(tmp_path / "p.parquet"))
         assert len(list((tmp_path / "d.parquet").glob("part-*.parquet"))) == 4  # 2 files + 2 row groups
         # bad rows: the same rows named (counted over the whole input), nothing written
         src = _parts(bad, tmp_path / "bad.parquet")
-        res = _invoke(["predict", *model, "--data", str(src), "--out", str(tmp_path / "db.parquet"), *dask], home)
+        res = invoke(["predict", *model, "--data", str(src), "--out", str(tmp_path / "db.parquet"), *dask], home)
         assert res.exit_code == 2
         for piece in ("3 row(s)", "row 5: debt_ratio: not a number", "row 10: industry",
                       "row 31: dpd_current: infinite value"):
             assert piece in res.output, piece
         assert not (tmp_path / "db.parquet").exists()
-        res = _invoke(["predict", *model, "--data", str(src), "--out", str(tmp_path / "db.parquet"), "--skip-invalid",
-                       *dask], home)
+        res = invoke(["predict", *model, "--data", str(src), "--out", str(tmp_path / "db.parquet"), "--skip-invalid",
+                      *dask], home)
         assert res.exit_code == 0, res.output
     pd.testing.assert_frame_equal(_scores(tmp_path / "db.parquet"), pd.read_parquet(tmp_path / "b.parquet"))
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "db.rejected.csv"), pd.read_csv(tmp_path / "b.rejected.csv"))
@@ -405,16 +359,16 @@ def test_predict_on_dask_scores_partitions_like_the_pandas_path(trained: dict[st
 @pytest.mark.parametrize("name", ["wa_churn", "credit_data"])
 def test_public_table_reaches_auc_084_on_its_holdout_scored_by_predict(name: str, tmp_path: Path) -> None:
     home = tmp_path / "home"
-    res = _invoke(["features", "rdataset", f"modeldata/{name}", "--out", str(tmp_path / "pub")], home)
+    res = invoke(["features", "rdataset", f"modeldata/{name}", "--out", str(tmp_path / "pub")], home)
     assert res.exit_code == 0, res.output
-    config = Path(_last_json(res.stdout)["dataset_config"])
+    config = Path(last_json(res.stdout)["dataset_config"])
     # refit on the non-test rows, so that the registered model scores the holdout as the run did
     # (the default for own tables, `refit: all`, also learns from the holdout once it is scored)
     (tmp_path / "train.yaml").write_text("refit: non_test\n")
-    res = _invoke(["train", "--dataset-config", str(config), "--trials", "15", "--config", str(tmp_path / "train.yaml")],
-                  home)
+    res = invoke(["train", "--dataset-config", str(config), "--trials", "15", "--config", str(tmp_path / "train.yaml")],
+                 home)
     assert res.exit_code == 0, res.output
-    result = _last_json(res.stdout)
+    result = last_json(res.stdout)
     assert result["model_name"] == name
     client = mlflow.MlflowClient(tracking_uri=Settings(home=home).tracking_uri,
                                  registry_uri=Settings(home=home).tracking_uri)
@@ -430,8 +384,8 @@ def test_public_table_reaches_auc_084_on_its_holdout_scored_by_predict(name: str
     y = (holdout[cfg["target"]].astype(str) == cfg["positive_label"]).astype(int)
     assert y.mean() == pytest.approx((table[cfg["target"]].astype(str) == cfg["positive_label"]).mean(), abs=0.01)
     holdout.drop(columns=[cfg["target"]]).to_csv(tmp_path / "holdout.csv", index=False)
-    res = _invoke(["predict", "--model", f"models:/{name}@challenger", "--data", str(tmp_path / "holdout.csv"),
-                   "--out", str(tmp_path / "scores.csv")], home)
+    res = invoke(["predict", "--model", f"models:/{name}@challenger", "--data", str(tmp_path / "holdout.csv"),
+                  "--out", str(tmp_path / "scores.csv")], home)
     assert res.exit_code == 0, res.output
     scores = pd.read_csv(tmp_path / "scores.csv")
     assert list(scores["customer_id"]) == list(holdout["customer_id"])
@@ -453,9 +407,9 @@ def test_own_table_is_cross_validated_and_the_registered_model_is_refitted_on_ev
     (tmp_path / "ds.yaml").write_text("name: own_cv\npath: customers.csv\ntarget: left\npositive_label: 'yes'\n"
                                       "id_column: account\n")
     home = tmp_path / "home"
-    res = _invoke(["train", "--dataset-config", str(tmp_path / "ds.yaml"), "--trials", "3"], home)
+    res = invoke(["train", "--dataset-config", str(tmp_path / "ds.yaml"), "--trials", "3"], home)
     assert res.exit_code == 0, res.output
-    result = _last_json(res.stdout)
+    result = last_json(res.stdout)
     uri = Settings(home=home).tracking_uri
     client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     run = client.get_run(result["run_id"])
@@ -495,12 +449,12 @@ def test_own_table_is_cross_validated_and_the_registered_model_is_refitted_on_ev
 @pytest.mark.slow
 def test_all_tasks_on_generated_data_beat_the_baseline_within_the_expected_range(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    res = _invoke(["data", "generate", "--customers", "5000", "--months", "36", "--name", "demo", "--no-progress"],
-                  home)
+    res = invoke(["data", "generate", "--customers", "5000", "--months", "36", "--name", "demo", "--no-progress"],
+                 home)
     assert res.exit_code == 0, res.output
-    res = _invoke(["features", "build", "--no-progress"], home)
+    res = invoke(["features", "build", "--no-progress"], home)
     assert res.exit_code == 0, res.output
-    res = _invoke(["train", "--task", "all", "--trials", "6"], home)
+    res = invoke(["train", "--task", "all", "--trials", "6"], home)
     assert res.exit_code == 0, res.output
     lines = [json.loads(line) for line in res.stdout.strip().splitlines() if line.startswith("{")]
     assert [r["model_name"] for r in lines] == list(task_names())  # every spec in models/, in file-name order

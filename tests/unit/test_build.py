@@ -15,8 +15,8 @@ from configs.features import FeaturesConfig
 from features.build import build_featuresets, build_task_featureset, compute_panel, scoring_frame
 from features.definitions import FEATURES
 from features.featureset import read_featureset
-from features.generate import generate_dataset
 from features.schema import PERSONAL_DATA_COLUMNS
+from features.synthetic import generate_dataset
 from features.validate import read_dataset
 from models import load_spec, task_names
 

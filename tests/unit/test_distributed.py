@@ -21,8 +21,8 @@ from configs.features import FeaturesConfig
 from features.build import build_featuresets
 from features.distributed import build_featuresets_dask, customer_partitions, dask_client
 from features.featureset import COMMON_METADATA, FeatureSetError, read_featureset, read_metadata
-from features.generate import generate_dataset
 from features.manifest import manifest_hash
+from features.synthetic import generate_dataset
 from features.validate import DataValidationError, read_dataset
 from models import task_names
 

@@ -14,12 +14,19 @@ import pytest
 from typer.testing import CliRunner
 
 from configs.data import DataConfig
-from features import generate as gen
 from features.definitions import FEATURES_BY_NAME
-from features.generate import GENERATOR, GenerateError, generate_dataset, generate_tables
 from features.io import file_sha256
 from features.manifest import ManifestError, manifest_hash, read_manifest, write_manifest
 from features.schema import PERSONAL_DATA_COLUMNS, TABLES
+from features.synthetic import (
+    GENERATOR,
+    GENERATOR_VERSION,
+    SCENARIOS,
+    GenerateError,
+    generate_dataset,
+    generate_tables,
+)
+from features.synthetic import dataset as synthetic_dataset
 from features.validate import read_dataset
 from tenure.cli import app
 
@@ -183,7 +190,7 @@ def test_personal_data_stays_in_the_customers_table(tables: dict[str, pd.DataFra
 def test_manifest_describes_the_files(datasets: dict[str, Path]) -> None:
     path = datasets["baseline"]
     manifest = read_manifest(path)
-    assert manifest["generator"] == GENERATOR and manifest["generator_version"] == gen.GENERATOR_VERSION
+    assert manifest["generator"] == GENERATOR and manifest["generator_version"] == GENERATOR_VERSION
     assert (manifest["seed"], manifest["customers"], manifest["months"]) == (11, 300, 14)
     assert manifest["start_date"] == "2023-01-01" and manifest["end_date"] == "2024-02-29"
     assert "created_at" not in json.dumps(manifest)
@@ -270,8 +277,8 @@ def _late_share(path: Path, since: pd.Timestamp) -> float:
 
 
 def test_scenarios_name_only_features_the_builder_produces() -> None:
-    assert gen.SCENARIOS["baseline"].shifted_features == ()
-    for sc in gen.SCENARIOS.values():
+    assert SCENARIOS["baseline"].shifted_features == ()
+    for sc in SCENARIOS.values():
         assert all(f in FEATURES_BY_NAME for f in sc.shifted_features), sc.name
         assert len(set(sc.shifted_features)) == len(sc.shifted_features)
 
@@ -325,7 +332,7 @@ def test_replaces_an_old_dataset_but_never_an_unrelated_folder(tmp_path: Path,
             raise OSError("disk full")
         frame.to_parquet(path)
 
-    monkeypatch.setattr(gen, "write_table", broken)
+    monkeypatch.setattr(synthetic_dataset, "write_table", broken)
     with pytest.raises(OSError, match="disk full"):
         generate_dataset(small, out, progress=False)
     assert (out / "manifest.json").read_bytes() == before

@@ -1,5 +1,6 @@
 """The import-linter contracts in pyproject.toml hold (serving and monitoring never import the
-trainer; models/ imports no stage), and the checker really catches a breach."""
+trainer; models/ imports no stage; no stage imports the synthetic simulator), and the checker really
+catches a breach."""
 
 from __future__ import annotations
 
@@ -23,12 +24,14 @@ def test_the_layering_contracts_are_kept() -> None:
     assert "0 broken" in done.stdout and " KEPT" in done.stdout
 
 
-def test_a_serving_module_importing_the_trainer_breaks_the_contract(tmp_path: Path) -> None:
+def test_a_stage_importing_the_trainer_or_the_simulator_breaks_a_contract(tmp_path: Path) -> None:
     copy = tmp_path / "repo"
     for part in ("tenure", "configs", "models", "features", "training", "serving", "monitoring"):
         shutil.copytree(ROOT / part, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", copy / "pyproject.toml")
     (copy / "serving" / "sneaky.py").write_text("from training.cv import refit\n")
+    (copy / "monitoring" / "sneaky.py").write_text("from features.synthetic import generate_dataset\n")
     done = _lint_imports(copy)
     assert done.returncode != 0
     assert "serving.sneaky -> training.cv" in done.stdout
+    assert "monitoring.sneaky -> features.synthetic" in done.stdout

@@ -19,6 +19,8 @@ from features.featureset import read_featureset
 from features.own_data import PersonalDataWarning, build_from_dataset_config, featureset_from_frame
 from tenure.cli import app
 
+from helpers.cli import invoke
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "configs" / "examples"
 PUBLIC = {  # name -> (target, positive label, group columns)
     "modeldata/wa_churn": ("churn", "Yes", ["female", "senior_citizen"]),
@@ -399,9 +401,7 @@ def test_cli_reports_a_bad_config_in_one_line(table_csv: Path) -> None:
 # ---------------------------------------------------------------------------- tables training refuses
 
 def _train_cli(config: Path, home: Path):
-    return CliRunner().invoke(app, ["train", "--dataset-config", str(config), "--trials", "1"],
-                              env={"TENURE_HOME": str(home), "MLFLOW_TRACKING_URI": None, "MLFLOW_REGISTRY_URI": None,
-                                   "TENURE_ARTIFACT_ROOT": None, "TENURE_OPTUNA_STORAGE": None})
+    return invoke(["train", "--dataset-config", str(config), "--trials", "1"], home)
 
 
 def _error_lines(output: str) -> list[str]:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import math
 import sqlite3
-import sys
 import warnings
 from math import factorial
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,17 +22,8 @@ from serving.reasons import ReasonWriter, format_number, format_value_en
 from serving.schemas import build_batch_model, build_customer_model
 from serving.scoring import Scorer, ScoringError, ServedModel, SingleRowPredictor
 
+from helpers import serving as fx
 
-def _fixtures() -> Any:
-    path = Path(__file__).resolve().parents[1] / "integration" / "serving_fixtures.py"
-    spec = importlib.util.spec_from_file_location("serving_fixtures_unit", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-fx = _fixtures()
 CustomerRecord = build_customer_model(FEATURES)
 
 

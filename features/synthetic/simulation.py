@@ -1,9 +1,4 @@
-"""Synthetic leasing CRM data: the seven source tables of `features.schema` and their manifest.
-
-Reads a `configs.data.DataConfig`; writes `<out_dir>/<table>.parquet` for every table of
-`features.schema.TABLES` and `<out_dir>/manifest.json` (see `features.manifest`). Everything is
-written into a temporary folder beside `out_dir` that replaces it only once complete, so a failed
-run leaves nothing half-written. The same config and seed give byte-identical files.
+"""The month-by-month simulation behind the synthetic tables (`features.synthetic`).
 
 How the data comes about. Customers join over time and are simulated month by month (vectorised
 over customers). Each carries hidden state that the tables show only through noisy events:
@@ -18,187 +13,71 @@ over customers). Each carries hidden state that the tables show only through noi
 - *growth* and *utilisation* -> rising usage and upsell: extra (`additional`) or `upgrade`
   leases, after which utilisation per asset drops.
 
-Chunked generation (`chunk_customers`, `tenure data generate --chunk-customers N`) keeps memory to
-one chunk: the customers are simulated N at a time, each chunk a book of its own (its random
-streams spawned from the seed and the chunk's number), all chunks under one economy (the monthly
-industry shocks drawn once from the seed). Each table becomes a folder `<table>.parquet/` of
-`part-NNNNN.parquet` files, one per chunk, holding the chunk's customers with all their rows; ids
-run on across chunks. It is its own deterministic stream: the same seed and chunk size give
-byte-identical files, but not the data of an unchunked run or of another chunk size, because the
-book at the start is drawn across all customers of a simulation and ids are numbered in sign-up
-order within it.
-
-Scenarios shift chosen observable behaviour in the last `scenario_months` months; `SCENARIOS`
-lists, per scenario, the features (names of `features.definitions`) whose distribution moves and
-the effect on outcomes, and the manifest records both. The hidden state draws from a random stream
-of its own, with the same number of draws every month, so a scenario's extra events leave the
-economy's path as in the baseline of the same seed: the two datasets differ by the scenario.
+The priors live in `features.synthetic.priors`, the scenario shifts in
+`features.synthetic.scenarios`; `Simulation.tables` turns the result into the frames of
+`features.schema.TABLES`.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-import shutil
-import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from configs import TenureError
 from configs.data import DataConfig
 from features import schema
-from features.io import replace_path
-from features.manifest import MANIFEST_FILE, build_manifest, table_entries, write_manifest
-
-GENERATOR = "tenure-synthetic"
-GENERATOR_VERSION = "1.0.0"
-
-
-class GenerateError(TenureError):
-    """The synthetic dataset cannot be generated or written where asked."""
-
-
-# ------------------------------------------------------------------------------------ scenarios
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """A shift of behaviour in the last months of the data, as recorded in the manifest."""
-
-    name: str
-    shifted_features: tuple[str, ...]
-    outcome_effects: dict[str, str] = field(default_factory=dict)
-    description: str = ""
-
-
-SCENARIOS: dict[str, Scenario] = {
-    "baseline": Scenario("baseline", (), {}, "No shift: the same behaviour throughout."),
-    "downturn": Scenario(
-        "downturn",
-        ("late_payments_12m", "late_share_12m", "dpd_max_12m", "dpd_current", "overdue_amount_ratio",
-         "partial_payments_12m", "avg_days_to_pay_6m", "utilisation_3m", "utilisation_trend",
-         "hours_used_3m", "contacts_phone_6m", "avg_response_hours_6m", "tickets_6m"),
-        {"default_rate": "x2.5", "upsell_rate": "x0.6"},
-        "An economic downturn: customers pay later and more often in part (more collection calls and "
-        "billing tickets, answered more slowly), use their assets less and less, default more often "
-        "and take fewer extra assets.",
-    ),
-    "competitor": Scenario(
-        "competitor",
-        ("complaints_6m", "tickets_6m", "satisfaction_last", "satisfaction_avg_12m", "contacts_app_6m",
-         "contacts_email_6m", "email_opens_6m"),
-        {"churn_rate": "x2"},
-        "A competitor's offer: more complaints and lower satisfaction, customers drift away from "
-        "the app and e-mail, and fewer renew (churn doubles).",
-    ),
-}
-# ------------------------------------------------------------------------------ priors & tables
-
-_IDX = {name: {v: i for i, v in enumerate(values)} for name, values in {
-    "industry": schema.INDUSTRIES, "asset": schema.ASSET_TYPES, "term": schema.TERM_TYPES,
-    "origin": schema.LEASE_ORIGINS, "status": schema.LEASE_STATUSES, "ticket": schema.TICKET_CATEGORIES,
-    "channel": schema.INTERACTION_CHANNELS, "kind": schema.INTERACTION_KINDS,
-    "pay": schema.PAYMENT_METHODS, "acq": schema.CHANNELS,
-}.items()}
-
-
-def _p(order: tuple[str, ...], shares: dict[str, float]) -> np.ndarray:
-    """Probabilities aligned with a schema category tuple."""
-    p = np.array([shares[k] for k in order], dtype=float)
-    return p / p.sum()
-
-
-P_BUSINESS = 0.65
-P_INDUSTRY = _p(schema.INDUSTRIES, {"manufacturing": .18, "construction": .13, "logistics": .13,
-                                    "retail": .14, "it": .11, "medical": .09, "education": .08,
-                                    "hospitality": .08, "property": .06})
-P_SIZE = _p(schema.SIZE_BANDS, {"high": .30, "middle": .50, "low": .20})
-P_AGE = _p(schema.AGE_BANDS, {"young": .35, "middle_aged": .45, "elderly": .20})
-P_CITY = _p(schema.CITY_TIERS, {"tier1": .30, "tier2": .35, "tier3": .25, "remote": .10})
-P_REGION = _p(schema.REGIONS, {"north": .20, "east": .28, "south": .24, "west": .12, "central": .16})
-P_ACQ = {
-    "business": _p(schema.CHANNELS, {"direct_sales": .38, "partner": .27, "online": .15, "referral": .12, "store": .08}),
-    "individual": _p(schema.CHANNELS, {"direct_sales": .08, "partner": .12, "online": .42, "referral": .15, "store": .23}),
-}
-P_PAY = {
-    "business": _p(schema.PAYMENT_METHODS, {"bank_transfer": .45, "direct_debit": .30, "card": .05, "wechat_pay": .15, "cash": .05}),
-    "individual": _p(schema.PAYMENT_METHODS, {"bank_transfer": .10, "direct_debit": .20, "card": .25, "wechat_pay": .40, "cash": .05}),
-}
-P_TERM = _p(schema.TERM_TYPES, {"long_term": .20, "short_term": .50, "temporary": .30})
-TERM_MONTHS = {  # term type -> (months, probabilities)
-    "temporary": (np.array([1, 2, 3]), np.array([.35, .35, .30])),
-    "short_term": (np.array([6, 9, 12]), np.array([.40, .10, .50])),
-    "long_term": (np.array([24, 36, 48, 60]), np.array([.35, .40, .10, .15])),
-}
-# asset mix per industry (rows: INDUSTRIES, then individuals), columns: ASSET_TYPES
-_A = ("it_equipment", "construction_machinery", "vehicle", "medical_device", "office_furniture")
-assert _A == schema.ASSET_TYPES
-P_ASSET = np.array([
-    [.15, .00, .10, .65, .10],  # medical
-    [.55, .00, .10, .05, .30],  # education
-    [.20, .35, .25, .00, .20],  # manufacturing
-    [.10, .10, .75, .00, .05],  # logistics
-    [.05, .70, .20, .00, .05],  # construction
-    [.35, .00, .30, .00, .35],  # retail
-    [.80, .00, .05, .00, .15],  # it
-    [.25, .00, .25, .00, .50],  # hospitality
-    [.20, .15, .20, .00, .45],  # property
-    [.35, .02, .50, .00, .13],  # individuals
-])
-RENT_MEDIAN = np.array([2500., 18000., 5500., 12000., 1200.])  # per asset type, CNY per month
-MAX_HOURS = np.array([600., 400., 350., 450., 250.])  # available hours per month by asset type
-FAULT_RATE = np.array([.06, .22, .14, .09, .02])  # faults per asset-month
-SIZE_RENT = np.array([1.6, 1.0, 0.6])  # high / middle / low
-SIZE_RISK = np.array([-0.25, 0.0, 0.35])
-TECH = np.isin(np.array(schema.INDUSTRIES), ["it", "medical", "education"])
-# a good or bad month for a whole industry, drawn afresh every month: no cycle that lasts a year, so
-# the baseline's payment behaviour a year apart differs by chance only (a lasting cycle, AR(1) 0.8,
-# moved late payments a year apart by up to 0.18 std, as much as a real shift)
-INDUSTRY_SHOCK_SD = 0.07
-# lunar new year (Jan/Feb) strains cash flow; December closes the books
-SEASON_DISTRESS = {1: 0.25, 2: 0.40, 3: 0.10, 12: 0.10}
-CAMPAIGN_MONTH = {3: 0.25, 6: 0.15, 9: 0.25, 11: 0.30}  # extra campaign exposure in promo months
-JOIN_SEASON = {1: 0.85, 2: 0.65, 3: 1.15, 4: 1.15, 5: 1.05, 6: 1.0, 7: 0.95, 8: 0.95, 9: 1.15,
-               10: 1.0, 11: 1.05, 12: 0.9}
-# contact channel preference (phone, email, wechat, app, store)
-CH_PREF = {
-    "business": np.array([.35, .30, .25, .05, .05]),
-    "young": np.array([.10, .10, .30, .40, .10]),
-    "middle_aged": np.array([.25, .10, .35, .20, .10]),
-    "elderly": np.array([.45, .05, .15, .05, .30]),
-}
-CONTACT_RATE = 0.75  # contacts per customer-month before engagement effects
-POINTS = {"contact": np.array([0., 0., 2., 5., 20.]), "email_open": 1., "referral": 500.}
-
-# hazards (logit intercepts), calibrated so that the builder's labels have realistic rates
-A_DEFAULT = -7.45
-A_LEAVE = np.array([-4.5, -2.8, -1.7])  # at lease end, by term type (temporary, short, long)
-A_QUIT = -6.0  # ends every lease early this month
-A_RETURN = -5.0  # returns one of several assets early
-A_UPSELL = -4.8
-
-# scenario strengths
-DOWNTURN_DISTRESS = 0.75
-DOWNTURN_DISTRESS_INDUSTRY = 0.35  # extra for construction, manufacturing, retail, hospitality
-DOWNTURN_UTIL = -0.8  # on the logit of capacity use, reached in the last month (deepening)
-DOWNTURN_HOURS = -0.25  # fewer shifts: log-factor on hours, reached in the last month
-DOWNTURN_RESPONSE = 0.5  # a service desk cut back while tickets pile up: log-factor on response hours, ditto
-DOWNTURN_BILLING = 2.0  # customers in trouble ask about their bills: factor on a late payer's billing tickets
-DOWNTURN_UPSELL = -0.5
-DOWNTURN_DEFAULT = 0.4  # on the default logit, beyond what the higher distress does
-DOWNTURN_PARTIAL = 0.6  # on the logit of paying only part of an invoice
-COMPETITOR_CHURN = 1.2
-COMPETITOR_COMPLAINTS = 2.5
-COMPETITOR_SATISFACTION = -0.9
-COMPETITOR_DIGITAL = 0.45  # app and e-mail contacts and e-mail opens multiplied by this
-
+from features.synthetic.personal import personal_data
+from features.synthetic.priors import (
+    A_DEFAULT,
+    A_LEAVE,
+    A_QUIT,
+    A_RETURN,
+    A_UPSELL,
+    CAMPAIGN_MONTH,
+    CH_PREF,
+    CONTACT_RATE,
+    FAULT_RATE,
+    IDX,
+    INDUSTRY_SHOCK_SD,
+    JOIN_SEASON,
+    MAX_HOURS,
+    P_ACQ,
+    P_AGE,
+    P_ASSET,
+    P_BUSINESS,
+    P_CITY,
+    P_INDUSTRY,
+    P_PAY,
+    P_REGION,
+    P_SIZE,
+    P_TERM,
+    POINTS,
+    RENT_MEDIAN,
+    SEASON_DISTRESS,
+    SIZE_RENT,
+    SIZE_RISK,
+    TECH,
+    TERM_MONTHS,
+    category_probs,
+)
+from features.synthetic.scenarios import (
+    COMPETITOR_CHURN,
+    COMPETITOR_COMPLAINTS,
+    COMPETITOR_DIGITAL,
+    COMPETITOR_SATISFACTION,
+    DOWNTURN_BILLING,
+    DOWNTURN_DEFAULT,
+    DOWNTURN_DISTRESS,
+    DOWNTURN_DISTRESS_INDUSTRY,
+    DOWNTURN_HOURS,
+    DOWNTURN_PARTIAL,
+    DOWNTURN_RESPONSE,
+    DOWNTURN_UPSELL,
+    DOWNTURN_UTIL,
+    SCENARIOS,
+)
 
 NO_DAY = np.iinfo(np.int64).min // 2  # a missing date in the day arrays
 
@@ -228,7 +107,7 @@ def _choice_rows(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
 
 def _term_months(rng: np.random.Generator, term: np.ndarray) -> np.ndarray:
     out = np.zeros(len(term), dtype=np.int64)
-    for name, code in _IDX["term"].items():
+    for name, code in IDX["term"].items():
         sel = term == code
         months, p = TERM_MONTHS[name]
         out[sel] = rng.choice(months, size=int(sel.sum()), p=p)
@@ -289,10 +168,7 @@ class _LeaseBook:
         return idx
 
 
-# ---------------------------------------------------------------------------------- simulation
-
-
-class _Simulation:
+class Simulation:
     """Month-by-month simulation of customers, leases and every event table."""
 
     def __init__(self, cfg: DataConfig, seed: np.random.SeedSequence | None = None,
@@ -405,10 +281,10 @@ class _Simulation:
         # hidden drivers of churn, service, growth, usage and engagement
         pref_key = np.where(indiv, np.array(["young", "middle_aged", "elderly"])[np.maximum(age, 0)], "business")
         ch_pref = np.stack([CH_PREF[k] for k in pref_key]) * np.exp(0.35 * r.standard_normal((n, 5)))
-        term_p = np.where(indiv[:, None], _p(schema.TERM_TYPES, {"temporary": .38, "short_term": .48, "long_term": .14}),
-                          _p(schema.TERM_TYPES, {"temporary": .26, "short_term": .51, "long_term": .23}))
+        term_p = np.where(indiv[:, None], category_probs(schema.TERM_TYPES, {"temporary": .38, "short_term": .48, "long_term": .14}),
+                          category_probs(schema.TERM_TYPES, {"temporary": .26, "short_term": .51, "long_term": .23}))
         out.update(
-            S0=(0.55 * r.standard_normal(n) + 0.25 * indiv + 0.2 * (acq == _IDX["acq"]["online"])
+            S0=(0.55 * r.standard_normal(n) + 0.25 * indiv + 0.2 * (acq == IDX["acq"]["online"])
                 - 0.15 * (membership >= 2) + 0.25 * (city == 3)),
             svc=r.standard_normal(n) - 0.4 * (city == 3) - 0.2 * (city == 2),
             G0=(0.8 * r.standard_normal(n) + 0.45 * TECH[industry] + 0.2 * (size == 0) - 0.2 * (size == 2) - 0.15),
@@ -429,9 +305,9 @@ class _Simulation:
         span = np.minimum(months * 28 - 1, start0 - self.signup[c])
         start = start0 - np.floor(r.random(len(c)) * (span + 1)).astype(np.int64)
         since_signup = start - self.signup[c]
-        origin = np.where(since_signup < 60, _IDX["origin"]["new_customer"],
-                          np.where(first | (r.random(len(c)) < 0.5), _IDX["origin"]["renewal"],
-                                   _IDX["origin"]["additional"]))
+        origin = np.where(since_signup < 60, IDX["origin"]["new_customer"],
+                          np.where(first | (r.random(len(c)) < 0.5), IDX["origin"]["renewal"],
+                                   IDX["origin"]["additional"]))
         self._create(r, c, start, term, origin, months=months)
 
     # ---- leases -----------------------------------------------------------------------------
@@ -484,7 +360,7 @@ class _Simulation:
 
     def _close(self, leases: np.ndarray, status: str, day: np.ndarray) -> None:
         b = self.book
-        b["status"][leases] = _IDX["status"][status]
+        b["status"][leases] = IDX["status"][status]
         b["closed"][leases] = np.maximum(day, b["start"][leases])
         b["open"][leases] = False
 
@@ -524,7 +400,7 @@ class _Simulation:
         self.D = 0.85 * self.D + 0.15 * self.base_risk + 0.3 * rs.standard_normal(N)
         D_eff = self.D + self.ind_shock[self.industry] + SEASON_DISTRESS.get(cal, 0.0)
         if downturn:
-            hit = np.isin(self.industry, [_IDX["industry"][k] for k in
+            hit = np.isin(self.industry, [IDX["industry"][k] for k in
                                           ("construction", "manufacturing", "retail", "hospitality")])
             D_eff = D_eff + DOWNTURN_DISTRESS + DOWNTURN_DISTRESS_INDUSTRY * hit
         # feedback from last month's experience, saturating so that it cannot run away
@@ -557,7 +433,7 @@ class _Simulation:
             c = np.repeat(joiners, k)
             start = np.minimum(self.signup[c] + r.integers(0, 11, len(c)), self.end_day)
             term = np.where(r.random(len(c)) < 0.8, self.term_pref[c], r.choice(3, len(c), p=P_TERM))
-            self._create(r, c, start, term, _IDX["origin"]["new_customer"])
+            self._create(r, c, start, term, IDX["origin"]["new_customer"])
             self.state[joiners] = 1
 
         late_c = self._bill_and_pay(ms, D_eff, DOWNTURN_PARTIAL if downturn else 0.0)
@@ -602,7 +478,7 @@ class _Simulation:
         kc = b["cust"][keep]
         self._close(keep, "renewed", b["end"][keep])
         term = np.where(r.random(len(keep)) < 0.85, b["term"][keep], r.choice(3, len(keep), p=P_TERM))
-        self._create(r, kc, b["end"][keep] + 1, term, _IDX["origin"]["renewal"], asset=b["asset"][keep],
+        self._create(r, kc, b["end"][keep] + 1, term, IDX["origin"]["renewal"], asset=b["asset"][keep],
                      rent=b["rent"][keep] * (1 + inc[~leave]), renewal_of=keep,
                      insurance=b["insurance"][keep] | (r.random(len(keep)) < 0.05),
                      maintenance=b["maintenance"][keep] | (r.random(len(keep)) < 0.05),
@@ -623,7 +499,7 @@ class _Simulation:
         self.invoices.add(id=ids, lease=leases, cust=c, issue=np.full(n, ms), amount=amount)
 
         d = D_eff[c]
-        debit = self.pay[c] == _IDX["pay"]["direct_debit"]
+        debit = self.pay[c] == IDX["pay"]["direct_debit"]
         late = r.random(n) < _sigmoid(-2.7 + 1.1 * d - 0.7 * debit)
         early = -np.minimum(np.floor(r.exponential(3.0, n)), 14)
         ontime = early + (r.random(n) < 0.25) * r.integers(0, 4, n)  # a few days either side of due
@@ -684,10 +560,10 @@ class _Simulation:
                        cap=np.where(missing, np.nan, np.round(cap, 4)), faults=faults, visits=visits)
 
         # tickets tied to an asset
-        cat = _IDX["ticket"]
+        cat = IDX["ticket"]
         n_fault = r.binomial(faults, 0.7)
         n_mnt = r.poisson(0.03, n)
-        n_dlv = (b["start"][leases] >= ms) & (b["origin"][leases] != _IDX["origin"]["renewal"]) & (r.random(n) < 0.12)
+        n_dlv = (b["start"][leases] >= ms) & (b["origin"][leases] != IDX["origin"]["renewal"]) & (r.random(n) < 0.12)
         a_lease = np.r_[np.repeat(leases, n_fault), np.repeat(leases, n_mnt), leases[n_dlv]]
         a_cat = np.r_[np.full(n_fault.sum(), cat["fault"]), np.full(n_mnt.sum(), cat["maintenance"]),
                       np.full(n_dlv.sum(), cat["delivery"])]
@@ -752,14 +628,14 @@ class _Simulation:
         S, E = self.S[active], self.E[active]
         rate = CONTACT_RATE * self.ch_pref[active] * np.exp(0.45 * E - 0.45 * S)[:, None]
         if competitor:
-            rate[:, [_IDX["channel"]["app"], _IDX["channel"]["email"]]] *= COMPETITOR_DIGITAL
+            rate[:, [IDX["channel"]["app"], IDX["channel"]["email"]]] *= COMPETITOR_DIGITAL
         counts = r.poisson(rate)
         ch = np.tile(np.arange(5), a)
         flat = counts.ravel()
         x_c = np.repeat(np.repeat(active, 5), flat)
         x_ch = np.repeat(ch, flat)
         x_day = ms + np.floor(r.random(len(x_c)) * ndays).astype(np.int64)
-        x_kind = np.full(len(x_c), _IDX["kind"]["contact"])
+        x_kind = np.full(len(x_c), IDX["kind"]["contact"])
         x_pts = POINTS["contact"][x_ch]
         # collection calls to customers behind on this month's invoice
         calls = r.poisson(0.8 * late_c[active])
@@ -772,7 +648,7 @@ class _Simulation:
         camp_ch = np.array([1, 2, 3])[_choice_rows(r, pref)]
         camp_day = ms + np.floor(r.random(len(camp)) * ndays).astype(np.int64)
         p_open = _sigmoid(-0.2 + 0.8 * self.E[camp] - 0.3 * self.S[camp]) * (COMPETITOR_DIGITAL if competitor else 1.0)
-        opened = (camp_ch == _IDX["channel"]["email"]) & (r.random(len(camp)) < p_open)
+        opened = (camp_ch == IDX["channel"]["email"]) & (r.random(len(camp)) < p_open)
         o_c = camp[opened]
         o_day = camp_day[opened] + r.integers(0, 4, len(o_c))
         # referrals from satisfied, engaged customers
@@ -781,7 +657,7 @@ class _Simulation:
         r_ch = _choice_rows(r, self.ch_pref[rc])
         r_day = ms + np.floor(r.random(len(rc)) * ndays).astype(np.int64)
 
-        kind = _IDX["kind"]
+        kind = IDX["kind"]
         self.interactions.add(
             cust=np.r_[x_c, cc, camp, o_c, rc],
             day=np.r_[x_day, c_day, camp_day, o_day, r_day],
@@ -835,7 +711,7 @@ class _Simulation:
         mult = SIZE_RENT[self.size[c]] * np.where(self.indiv[c], 0.6, 1.0)
         rent = np.where(upgrade, b["rent"][ref] * r.uniform(1.2, 1.7, k),
                         RENT_MEDIAN[asset] * mult * np.exp(0.35 * r.standard_normal(k)))
-        origin = np.where(upgrade, _IDX["origin"]["upgrade"], _IDX["origin"]["additional"])
+        origin = np.where(upgrade, IDX["origin"]["upgrade"], IDX["origin"]["additional"])
         self._create(r, c, start, term, origin, asset=asset, rent=rent,
                      insurance=r.random(k) < np.where(upgrade, 0.6, 0.35),
                      maintenance=r.random(k) < np.where(upgrade, 0.55, 0.3))
@@ -955,7 +831,7 @@ class _Simulation:
         })
 
     def _customers_frame(self, order: np.ndarray, cust_id: np.ndarray) -> pd.DataFrame:
-        pii = _personal_data(self.r_pii, self.indiv, self.industry, self.age, self.city, self.signup)
+        pii = personal_data(self.r_pii, self.indiv, self.industry, self.age, self.city, self.signup)
         return pd.DataFrame({
             "customer_id": np.arange(1, self.N + 1, dtype=np.int64),
             "customer_type": _cat(self.indiv[order].astype(np.int64), schema.CUSTOMER_TYPES),
@@ -992,216 +868,3 @@ def _dates(days: np.ndarray) -> np.ndarray:
 def _nullable_int(values: np.ndarray) -> pd.arrays.IntegerArray:
     values = np.asarray(values, dtype=np.int64)
     return pd.arrays.IntegerArray(np.where(values < 0, 0, values), values < 0)
-
-
-# -------------------------------------------------------------------------------- personal data
-
-_SURNAMES = np.array(["Wang", "Li", "Zhang", "Liu", "Chen", "Yang", "Huang", "Zhao", "Wu", "Zhou",
-                      "Xu", "Sun", "Ma", "Zhu", "Hu", "Guo", "He", "Lin", "Gao", "Luo"])
-_SYLLABLES = np.array(["wei", "fang", "min", "jing", "lei", "jun", "yan", "hua", "ping", "gang", "xin",
-                       "li", "qiang", "ying", "tao", "ming", "chao", "hong", "yu", "xia", "bo", "lan",
-                       "hao", "jie", "da", "feng", "sheng", "tai", "long", "kang"])
-_INDUSTRY_WORD = np.array(["Medical", "Education", "Manufacturing", "Logistics", "Construction",
-                           "Retail", "Technology", "Hospitality", "Property"])
-_SUFFIX = np.array(["Co., Ltd.", "Group", "Holdings", "Trading Co.", "Services Co."])
-_STREETS = np.array(["Renmin", "Jiefang", "Zhongshan", "Heping", "Jianshe", "Xinhua", "Changjiang",
-                     "Huanghe", "Wenhua", "Chaoyang", "Binhai", "Dongfeng"])
-_CITIES = {  # by city tier
-    0: np.array(["Beijing", "Shanghai", "Guangzhou", "Shenzhen"]),
-    1: np.array(["Chengdu", "Hangzhou", "Wuhan", "Nanjing", "Xi'an", "Suzhou", "Tianjin"]),
-    2: np.array(["Yangzhou", "Luoyang", "Zhuhai", "Guilin", "Baoding", "Wuhu"]),
-    3: np.array(["Hami", "Lhasa", "Golmud", "Yushu"]),
-}
-
-
-def _personal_data(r: np.random.Generator, indiv: np.ndarray, industry: np.ndarray, age: np.ndarray,
-                   city: np.ndarray, signup: np.ndarray) -> dict[str, np.ndarray]:
-    """Fake but plausible names, phones, national ids and addresses (customer order as given)."""
-    N = len(indiv)
-    cap = np.char.capitalize
-    syl = lambda: _SYLLABLES[r.integers(0, len(_SYLLABLES), N)]  # noqa: E731
-    person = np.char.add(np.char.add(_SURNAMES[r.integers(0, len(_SURNAMES), N)], " "),
-                         np.char.add(cap(syl()), syl()))
-    firm = np.char.add(np.char.add(cap(syl()), syl()), " ")
-    firm = np.char.add(np.char.add(firm, _INDUSTRY_WORD[industry]), " ")
-    firm = np.char.add(firm, _SUFFIX[r.integers(0, len(_SUFFIX), N)])
-    name = np.where(indiv, person, firm)
-
-    unique9 = r.choice(10**9, N, replace=False) if N <= 10**7 else r.integers(0, 10**9, N)
-    prefix = np.array(["13", "15", "17", "18", "19"])[r.integers(0, 5, N)]
-    phone = np.char.add(prefix, np.char.zfill(unique9.astype(str), 9))
-
-    # individuals: 6-digit area, birth date (by age band), 3-digit sequence, check character;
-    # businesses: an 18-character unified social credit code
-    area = r.integers(110000, 660000, N).astype(str)
-    age_years = np.array([25, 45, 70])[np.maximum(age, 0)] + r.integers(-6, 7, N)
-    birth = (signup - age_years * 365 - r.integers(0, 365, N)).astype("datetime64[D]")
-    birth_txt = np.char.replace(np.datetime_as_string(birth, unit="D"), "-", "")
-    seq = np.char.zfill((unique9 % 1000).astype(str), 3)
-    check = np.array(list("0123456789X"))[r.integers(0, 11, N)]
-    person_id = np.char.add(np.char.add(np.char.add(area, birth_txt), seq), check)
-    alnum = np.array(list("0123456789ABCDEFGHJKLMNPQRTUWXY"))
-    body = r.integers(0, len(alnum), (N, 9))
-    code = alnum[body[:, 0]]
-    for j in range(1, 9):
-        code = np.char.add(code, alnum[body[:, j]])
-    firm_id = np.char.add(np.char.add(np.char.add("91", area), code), np.char.zfill((unique9 % 10).astype(str), 1))
-    national_id = np.where(indiv, person_id, firm_id)
-
-    city_name = np.empty(N, dtype=object)
-    for tier, names in _CITIES.items():
-        sel = city == tier
-        city_name[sel] = names[r.integers(0, len(names), int(sel.sum()))]
-    number = r.integers(1, 999, N).astype(str)
-    street = _STREETS[r.integers(0, len(_STREETS), N)]
-    addr = np.char.add(np.char.add(np.char.add("No. ", number), " "), np.char.add(street, " Road, "))
-    addr = np.char.add(addr, city_name.astype(str))
-    address = np.where(r.random(N) < 0.06, None, addr.astype(object))
-    return {"name": name.astype(object), "phone": phone.astype(object), "national_id": national_id.astype(object),
-            "address": address}
-
-
-# ------------------------------------------------------------------------------------- public
-
-
-def scenario_info(cfg: DataConfig) -> dict[str, Any]:
-    """The manifest's `scenario` object for a config."""
-    sc = SCENARIOS[cfg.scenario]
-    start = None
-    if sc.name != "baseline":
-        start = np.datetime64(cfg.start_date, "M") + np.timedelta64(cfg.months - cfg.scenario_months, "M")
-        start = str(start.astype("datetime64[D]"))
-    return {
-        "name": sc.name,
-        "start_date": start,
-        "months": cfg.scenario_months if sc.name != "baseline" else 0,
-        "shifted_features": list(sc.shifted_features),
-        "outcome_effects": dict(sc.outcome_effects),
-        "description": sc.description,
-    }
-
-
-def end_date(cfg: DataConfig) -> dt.date:
-    """The last day the data covers: start + months, minus one day."""
-    last = np.datetime64(cfg.start_date, "M") + np.timedelta64(cfg.months, "M")
-    return (last.astype("datetime64[D]") - np.timedelta64(1, "D")).astype(dt.date)
-
-
-def generate_tables(cfg: DataConfig, progress: bool = False) -> dict[str, pd.DataFrame]:
-    """Simulate the dataset in memory: table name -> frame (columns and dtypes as in the schema)."""
-    return dict(_iter_tables(cfg, progress))
-
-
-def _iter_tables(cfg: DataConfig, progress: bool, sim: _Simulation | None = None,
-                 label: str = "") -> Iterator[tuple[str, pd.DataFrame]]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    sim = sim or _Simulation(cfg)
-    columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
-    with Progress(*columns, disable=not progress, transient=True) as bar:
-        job = bar.add_task(f"simulating {sim.N:,} customers{label}", total=cfg.months)
-        for m in range(cfg.months):
-            sim.run_month(m)
-            bar.advance(job)
-    sim.finish()
-    yield from sim.tables()
-
-
-_ECONOMY_STREAM = 1 << 30  # spawn key of the economy's stream in chunked generation (chunks count from 0)
-
-
-def _iter_chunks(cfg: DataConfig, progress: bool) -> Iterator[tuple[int, str, pd.DataFrame]]:
-    """(chunk, table, frame) for every chunk of `cfg.chunk_customers` customers, ids run on."""
-    size = int(cfg.chunk_customers or cfg.customers)
-    economy = np.random.default_rng(np.random.SeedSequence(cfg.seed, spawn_key=(_ECONOMY_STREAM,)))
-    shocks = INDUSTRY_SHOCK_SD * economy.standard_normal((cfg.months, len(schema.INDUSTRIES)))
-    offsets = dict.fromkeys(schema.TABLES, 0)
-    n_chunks = -(-cfg.customers // size)
-    for j in range(n_chunks):
-        part = cfg.model_copy(update={"customers": min(size, cfg.customers - j * size)})
-        sim = _Simulation(part, seed=np.random.SeedSequence(cfg.seed, spawn_key=(j,)), shocks=shocks)
-        base = dict(offsets)  # ids of the earlier chunks
-        for name, frame in _iter_tables(part, progress, sim, label=f" (chunk {j + 1} of {n_chunks})"):
-            offsets[name] = base[name] + len(frame)
-            yield j, name, _offset_ids(name, frame, base)
-
-
-def _offset_ids(name: str, frame: pd.DataFrame, offsets: dict[str, int]) -> pd.DataFrame:
-    """A chunk's table with its keys and references moved past the earlier chunks' ids."""
-    spec = schema.TABLES[name]
-    for col in spec.columns:
-        target = name if col.name == spec.key else (col.references or ".").partition(".")[0]
-        if target and offsets[target]:
-            frame[col.name] = frame[col.name] + offsets[target]
-    return frame
-
-
-def write_table(frame: pd.DataFrame, path: Path) -> None:
-    """Write one table as Parquet, deterministically (no timestamps; fixed writer options)."""
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    pq.write_table(table, path, compression="zstd", compression_level=3, use_dictionary=True,
-                   write_statistics=True, row_group_size=1 << 20)
-
-
-def generate_dataset(cfg: DataConfig, out_dir: Path, progress: bool = True) -> dict[str, Any]:
-    """Generate every source table and the manifest into `out_dir`; returns the manifest.
-
-    With `cfg.chunk_customers`, chunk by chunk into table folders of part files (module docstring).
-
-    The files are written into a temporary folder beside `out_dir`, which replaces `out_dir`
-    only when everything is written. An existing `out_dir` is replaced only if it is empty or
-    holds a dataset made by this generator, never an unrelated folder.
-    """
-    out_dir = Path(out_dir)
-    _check_replaceable(out_dir)
-    try:
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
-    except OSError as exc:
-        raise GenerateError(f"cannot create a folder beside {out_dir}: {exc}") from exc
-    try:
-        if cfg.chunk_customers is None:
-            for name, frame in _iter_tables(cfg, progress):
-                assert list(frame.columns) == list(schema.TABLES[name].column_names), name
-                write_table(frame, tmp / f"{name}.parquet")
-                del frame
-        else:
-            for j, name, frame in _iter_chunks(cfg, progress):
-                (tmp / f"{name}.parquet").mkdir(exist_ok=True)
-                write_table(frame, tmp / f"{name}.parquet" / f"part-{j:05d}.parquet")
-                del frame
-        manifest = build_manifest(
-            dataset=cfg.name, generator=GENERATOR, generator_version=GENERATOR_VERSION, seed=cfg.seed,
-            customers=cfg.customers, months=cfg.months, start_date=cfg.start_date, end_date=end_date(cfg),
-            scenario=scenario_info(cfg), tables=table_entries(tmp, schema.TABLES),
-            chunk_customers=cfg.chunk_customers)
-        write_manifest(tmp, manifest)
-        _replace_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return manifest
-
-
-def _check_replaceable(out_dir: Path) -> None:
-    if not out_dir.exists():
-        return
-    if not out_dir.is_dir():
-        raise GenerateError(f"output {out_dir} exists and is not a folder; choose another --out")
-    if not any(out_dir.iterdir()):
-        return
-    manifest = out_dir / MANIFEST_FILE
-    try:
-        ours = json.loads(manifest.read_text()).get("generator") == GENERATOR
-    except (OSError, ValueError, AttributeError):
-        ours = False
-    if not ours:
-        raise GenerateError(
-            f"output folder {out_dir} is not empty and holds no dataset made by {GENERATOR} "
-            f"(no {MANIFEST_FILE} naming it); refusing to replace it, choose another --out or --name")
-
-
-def _replace_dir(tmp: Path, out_dir: Path) -> None:
-    """Move the finished `tmp` folder to `out_dir`, replacing an older dataset there."""
-    replace_path(tmp, out_dir)
