@@ -33,7 +33,8 @@ def promote(
     from configs.promote import load_promote_config
     from configs.settings import load_settings
     from tenure.promotion import promote as run_promotion
-    from training.promote import EXIT_REFUSED, format_gates
+    from training.gates import format_gates
+    from training.promote import EXIT_REFUSED
 
     cfg = load_promote_config(config)
     decision = run_promotion(task, load_settings(settings), cfg, force=force, reason=reason, actor=actor)

@@ -1,4 +1,4 @@
-"""Promotion as the app runs it: the gates of `training.promote` with the evidence of live traffic.
+"""Promotion as the app runs it: the gates of `training.gates` with the evidence of live traffic.
 
 `promote` is `training.promote.promote` with the shadow-period evidence read from the prediction
 log (`serving.compare.shadow_period`), which the training stage does not read itself (training and
@@ -11,7 +11,7 @@ from typing import Any
 
 from configs.promote import PromoteConfig
 from configs.settings import Settings
-from training.promote import PromotionDecision, ShadowEvidence
+from training.gates import PromotionDecision, ShadowEvidence
 from training.promote import promote as gated_promote
 
 

@@ -1,7 +1,7 @@
 """Population stability index (PSI): how far a feature's distribution moved between two samples.
 
 Reads two frames (a reference, e.g. the training rows logged with a model version, and a current
-sample, e.g. the test window) and writes nothing. Used by the promotion gate (`training.promote`)
+sample, e.g. the test window) and writes nothing. Used by the promotion gate (`training.gates`)
 and usable by monitoring.
 
     PSI = sum_i (c_i - r_i) * ln(c_i / r_i)

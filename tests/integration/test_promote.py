@@ -21,10 +21,7 @@ from configs.promote import load_promote_config
 from configs.settings import Settings
 from configs.train import TrainConfig, load_train_config
 from models import load_spec
-from models.registry import promotion_history
-from tenure.cli import app
-from training.promote import (
-    EXIT_REFUSED,
+from models.layout import (
     FORCED,
     PROMOTED,
     REFUSED,
@@ -34,9 +31,11 @@ from training.promote import (
     TAG_RECORD,
     TAG_STATUS,
     TAG_SUPERSEDED_BY,
-    PromotionError,
-    promote,
 )
+from models.registry import promotion_history
+from tenure.cli import app
+from training.gates import PromotionError
+from training.promote import EXIT_REFUSED, promote
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from configs.settings import Settings
 from models import load_spec
 from models.metrics import FairnessError, positive_threshold
 from training.fairness import auc_standard_error, confidence_gap, group_fairness
-from training.promote import (
+from training.gates import (
     GateResult,
     PromotionDecision,
     PromotionError,
@@ -25,9 +25,8 @@ from training.promote import (
     ece_noise_floor,
     evaluate_gates,
     format_gates,
-    promote,
-    resolve_actor,
 )
+from training.promote import promote, resolve_actor
 from training.stability import (
     feature_psi,
     population_stability_index,
@@ -426,7 +425,7 @@ TRAIN_MONTHS, TEST_MONTHS = ["2024-01-01", "2024-02-01", "2024-03-01"], ["2025-0
 def test_stability_gate_does_not_refuse_a_one_day_calendar_move_of_a_day_count() -> None:
     """Seed 2027, 4,000 customers: the first default_risk model was refused for dpd_current PSI 0.26,
     training on Jan-Mar 2024 and testing on May-Jul 2025 (day counts one day apart)."""
-    from training.promote import _stability_gate
+    from training.gates import _stability_gate
 
     cfg = load_promote_config()
     # the shares of late customers per snapshot as in that data set (0.07-0.13 in training)

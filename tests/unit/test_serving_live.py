@@ -172,7 +172,7 @@ def test_promotion_can_require_a_shadow_period(tmp_path):
     from configs.promote import load_promote_config
     from configs.settings import Settings
     from tenure.promotion import shadow_evidence
-    from training.promote import shadow_period_gate
+    from training.gates import shadow_period_gate
 
     path = tmp_path / "log.db"
     _paired_log(path, 40, days=3.0)
