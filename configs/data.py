@@ -7,23 +7,27 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from configs import StrictModel
+from configs import ShippedConfig
 
 Scenario = Literal["baseline", "downturn", "competitor"]
 
 
-class DataConfig(StrictModel):
-    name: str = Field(default="demo", pattern=r"^[A-Za-z0-9_.-]+$")
-    customers: int = Field(default=5000, ge=50, le=5_000_000)
-    months: int = Field(default=36, ge=12, le=120)
-    seed: int = Field(default=42, ge=0)
-    start_date: dt.date = dt.date(2023, 1, 1)
-    scenario: Scenario = "baseline"
+class DataConfig(ShippedConfig):
+    """Keys left out take configs/data.yaml's values."""
+
+    yaml_path = ("data",)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    customers: int = Field(ge=50, le=5_000_000)
+    months: int = Field(ge=12, le=120)
+    seed: int = Field(ge=0)
+    start_date: dt.date
+    scenario: Scenario
     # the scenario's shift applies to the last `scenario_months` months of the dataset
-    scenario_months: int = Field(default=6, ge=1, le=24)
+    scenario_months: int = Field(ge=1, le=24)
     # simulate and write the customers in chunks of this many (memory bounded by one chunk; tables
     # become folders of part files); None: one simulation of everyone (see features.synthetic.dataset)
-    chunk_customers: int | None = Field(default=None, ge=50)
+    chunk_customers: int | None = Field(ge=50)
 
     @model_validator(mode="after")
     def _check(self) -> DataConfig:

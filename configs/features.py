@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from configs import StrictModel
+from configs import ShippedConfig
 
 
-class FeaturesConfig(StrictModel):
+class FeaturesConfig(ShippedConfig):
+    """Keys left out take configs/features.yaml's values."""
+
+    yaml_path = ("features",)
+
     # months of history a dataset must have before the first snapshot
-    min_history_months: int = Field(default=12, ge=1, le=60)
+    min_history_months: int = Field(ge=1, le=60)
     # keep at most this many snapshots (the latest ones); null keeps all
-    max_snapshots: int | None = Field(default=None, ge=1)
+    max_snapshots: int | None = Field(ge=1)

@@ -25,7 +25,7 @@ class DriftConfig(StrictModel):
     season_min_rows: int = Field(ge=1)
     num_threshold: float | None = Field(ge=0)
     cat_threshold: float | None = Field(ge=0)
-    exclude: list[str] = Field(default_factory=list)
+    exclude: list[str]
     share_warn: float = Field(ge=0, le=1)
     share_alert: float = Field(ge=0, le=1)
 
@@ -40,7 +40,7 @@ class PredictionDriftConfig(StrictModel):
     bins: int = Field(ge=2, le=100)
     warn: float = Field(ge=0)
     alert: float = Field(ge=0)
-    match_calendar: list[str] = Field(default_factory=list)
+    match_calendar: list[str]
 
     @model_validator(mode="after")
     def _check(self) -> PredictionDriftConfig:

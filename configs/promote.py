@@ -26,16 +26,16 @@ class PromoteConfig(StrictModel):
     max_group_positive_rate_gap: float = Field(ge=0, le=1)
     positive_tier: int = Field(ge=1, le=20)
     gap_confidence: float = Field(ge=0.5, lt=1)
-    positive_rate_gap_exempt: dict[str, list[str]] = Field(default_factory=dict)
+    positive_rate_gap_exempt: dict[str, list[str]]
     # stability
     max_feature_psi: float = Field(ge=0)
     psi_min_importance: float = Field(ge=0, le=1)
     psi_bins: int = Field(ge=2, le=1000)
     psi_epsilon: float = Field(gt=0, le=0.01)
-    psi_exclude: list[str] = Field(default_factory=list)
+    psi_exclude: list[str]
     psi_report_worst: int = Field(ge=1, le=100)
-    min_shadow_days: float = Field(default=0, ge=0, le=3650)
-    min_shadow_rows: int = Field(default=0, ge=0)
+    min_shadow_days: float = Field(ge=0, le=3650)
+    min_shadow_rows: int = Field(ge=0)
 
 
 def load_promote_config(path: Path | str | None = None) -> PromoteConfig:

@@ -63,7 +63,7 @@ class ServeConfig(StrictModel):
     api_key_env: str
     prediction_log: PredictionLogConfig
     reload: ReloadConfig
-    shadow: list[str] | dict[str, list[str]] = Field(default_factory=list)
+    shadow: list[str] | dict[str, list[str]]
     shadow_queue: int = Field(ge=1, le=1_000_000)
 
     @field_validator("tasks", mode="before")

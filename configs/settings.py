@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from configs import StrictModel, load_config
+from configs import ShippedConfig, load_config
 
 POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -42,15 +42,19 @@ def is_remote_tracking(uri: str) -> bool:
     return url_scheme(uri) in ("http", "https")
 
 
-class Settings(StrictModel):
-    home: Path = Path("workspace")
-    mlflow_tracking_uri: str | None = None
-    mlflow_artifact_root: str | None = None
-    optuna_storage: str | None = None
-    prediction_log: str | None = None
-    dask_scheduler: str | None = None
-    train_max_customers: int | None = Field(default=None, ge=100)
-    experiment_prefix: str = "tenure"
+class Settings(ShippedConfig):
+    """Keys left out take configs/settings.yaml's values (the environment is `load_settings`'s)."""
+
+    yaml_path = ("settings",)
+
+    home: Path
+    mlflow_tracking_uri: str | None
+    mlflow_artifact_root: str | None
+    optuna_storage: str | None
+    prediction_log: str | None
+    dask_scheduler: str | None
+    train_max_customers: int | None = Field(ge=100)
+    experiment_prefix: str
 
     @field_validator("prediction_log", mode="before")
     @classmethod

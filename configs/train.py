@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from configs import StrictModel, load_config
+from configs import ShippedConfig, StrictModel, load_config
 
 # LightGBM parameters a user may search over or fix (canonical names and common aliases).
 TUNABLE_PARAMS: frozenset[str] = frozenset({
@@ -94,32 +94,41 @@ class ParamRange(StrictModel):
         return self
 
 
-class SplitConfig(StrictModel):
-    kind: Literal["auto", "out_of_time", "random"] = "auto"
-    test_snapshots: int = Field(default=3, ge=1)
+# Every model below takes the keys left out from its mapping in configs/train.yaml (`yaml_path`):
+# the defaults are written there only.
+
+class SplitConfig(ShippedConfig):
+    yaml_path = ("train", "split")
+
+    kind: Literal["auto", "out_of_time", "random"]
+    test_snapshots: int = Field(ge=1)
     # out of time: the snapshots in each cross-validation block
-    valid_snapshots: int = Field(default=3, ge=1)
-    gap_months: int | None = Field(default=None, ge=0, le=60)
-    test_fraction: float = Field(default=0.3, gt=0, lt=1)
+    valid_snapshots: int = Field(ge=1)
+    gap_months: int | None = Field(ge=0, le=60)
+    test_fraction: float = Field(gt=0, lt=1)
 
 
-class CVConfig(StrictModel):
+class CVConfig(ShippedConfig):
+    yaml_path = ("train", "cv")
+
     # stratified folds (random split) and expanding-window folds (out of time)
-    folds: int = Field(default=5, ge=2, le=20)
-    time_folds: int = Field(default=3, ge=1, le=20)
+    folds: int = Field(ge=2, le=20)
+    time_folds: int = Field(ge=1, le=20)
     # the tuned parameters replace the defaults only when their CV mean AUC is ahead by more
     # than this many standard errors
-    choose_margin_se: float = Field(default=0.5, ge=0)
+    choose_margin_se: float = Field(ge=0)
 
 
-class LightGBMConfig(StrictModel):
-    n_estimators: int = Field(default=1000, ge=1, le=100_000)
-    early_stopping_rounds: int = Field(default=50, ge=1)
-    monotone_constraints_method: Literal["basic", "intermediate", "advanced"] = "intermediate"
+class LightGBMConfig(ShippedConfig):
+    yaml_path = ("train", "lightgbm")
+
+    n_estimators: int = Field(ge=1, le=100_000)
+    early_stopping_rounds: int = Field(ge=1)
+    monotone_constraints_method: Literal["basic", "intermediate", "advanced"]
     # boosting rounds of the refit: `mean` best iteration over the folds, `scaled` by the rows the
     # refit sees over the rows a fold trained on, `auto`: scaled for a random split, mean out of time
-    refit_rounds: Literal["auto", "mean", "scaled"] = "auto"
-    params: dict[str, bool | int | float | str] = Field(default_factory=dict)
+    refit_rounds: Literal["auto", "mean", "scaled"]
+    params: dict[str, bool | int | float | str]
 
     @model_validator(mode="after")
     def _check(self) -> LightGBMConfig:
@@ -127,26 +136,30 @@ class LightGBMConfig(StrictModel):
         return self
 
 
-class PruningConfig(StrictModel):
-    enabled: bool = True
-    pruner: Literal["median", "hyperband"] = "median"
-    startup_trials: int = Field(default=5, ge=0)
+class PruningConfig(ShippedConfig):
+    yaml_path = ("train", "tuning", "pruning")
+
+    enabled: bool
+    pruner: Literal["median", "hyperband"]
+    startup_trials: int = Field(ge=0)
     # folds a trial finishes before it can be pruned (the pruner sees the running CV mean per fold)
-    warmup_folds: int = Field(default=1, ge=0)
+    warmup_folds: int = Field(ge=0)
 
 
-class TuningConfig(StrictModel):
-    n_trials: int | None = Field(default=25, gt=0)
-    timeout_seconds: float | None = Field(default=90, gt=0)
-    sampler_startup_trials: int = Field(default=8, ge=0)
-    pruning: PruningConfig = PruningConfig()
-    search_space: dict[str, ParamRange] = Field(default_factory=dict)
+class TuningConfig(ShippedConfig):
+    yaml_path = ("train", "tuning")
+
+    n_trials: int | None = Field(gt=0)
+    timeout_seconds: float | None = Field(gt=0)
+    sampler_startup_trials: int = Field(ge=0)
+    pruning: PruningConfig
+    search_space: dict[str, ParamRange]
     # development sets with fewer rows than this search `small_search_space` instead
-    small_table_rows: int = Field(default=20_000, ge=0)
-    small_search_space: dict[str, ParamRange] = Field(default_factory=dict)
+    small_table_rows: int = Field(ge=0)
+    small_search_space: dict[str, ParamRange]
     # the first trials of a new study: LightGBM's defaults ({}) and other start points; a
     # parameter a point leaves out takes LightGBM's default, clipped into the searched range
-    start_points: list[dict[str, bool | int | float | str]] = Field(default_factory=lambda: [{}])
+    start_points: list[dict[str, bool | int | float | str]]
 
     @model_validator(mode="after")
     def _check(self) -> TuningConfig:
@@ -165,34 +178,40 @@ class TuningConfig(StrictModel):
         return self.search_space
 
 
-class CalibrationConfig(StrictModel):
-    methods: list[Literal["platt", "isotonic"]] = Field(default_factory=lambda: ["platt", "isotonic"])
+class CalibrationConfig(ShippedConfig):
+    yaml_path = ("train", "calibration")
+
+    methods: list[Literal["platt", "isotonic"]]
     # isotonic is a candidate only with at least this many out-of-fold rows (below it, its steps
     # make plateaus of equal probability that throw ranking away)
-    isotonic_min_rows: int = Field(default=10_000, ge=0)
+    isotonic_min_rows: int = Field(ge=0)
     # a calibration that lowers the out-of-fold ROC AUC by more than this is not used
-    max_auc_loss: float = Field(default=0.002, ge=0)
+    max_auc_loss: float = Field(ge=0)
 
 
-class EvaluationConfig(StrictModel):
-    ece_bins: int = Field(default=10, ge=2, le=100)
-    top_fraction: float = Field(default=0.1, gt=0, lt=1)
-    reference_max_rows: int = Field(default=50_000, ge=100)
-    shap_rows: int = Field(default=2000, ge=10)
+class EvaluationConfig(ShippedConfig):
+    yaml_path = ("train", "evaluation")
+
+    ece_bins: int = Field(ge=2, le=100)
+    top_fraction: float = Field(gt=0, lt=1)
+    reference_max_rows: int = Field(ge=100)
+    shap_rows: int = Field(ge=10)
 
 
-class TrainConfig(StrictModel):
-    seed: int = Field(default=42, ge=0)
-    num_threads: int = Field(default=2, ge=1, le=256)
-    split: SplitConfig = SplitConfig()
-    cv: CVConfig = CVConfig()
+class TrainConfig(ShippedConfig):
+    yaml_path = ("train",)
+
+    seed: int = Field(ge=0)
+    num_threads: int = Field(ge=1, le=256)
+    split: SplitConfig
+    cv: CVConfig
     # what the registered model is refitted on once the test metrics are recorded: non_test (every
     # development row), all (the test rows too), auto (all for own tables, non_test otherwise)
-    refit: Literal["auto", "non_test", "all"] = "auto"
-    lightgbm: LightGBMConfig = LightGBMConfig()
-    tuning: TuningConfig = TuningConfig()
-    calibration: CalibrationConfig = CalibrationConfig()
-    evaluation: EvaluationConfig = EvaluationConfig()
+    refit: Literal["auto", "non_test", "all"]
+    lightgbm: LightGBMConfig
+    tuning: TuningConfig
+    calibration: CalibrationConfig
+    evaluation: EvaluationConfig
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
