@@ -50,9 +50,9 @@ def main() -> None:  # pragma: no cover - console entry point
 @app.command("demo")
 @user_errors
 def demo(
-    customers: int = typer.Option(5000, help="Customers in the demo dataset."),
-    months: int = typer.Option(36, help="Months of history."),
-    seed: int = typer.Option(42, help="Random seed."),
+    customers: int | None = typer.Option(None, help="Customers in the demo dataset (default: configs/data.yaml)."),
+    months: int | None = typer.Option(None, help="Months of history (default: configs/data.yaml)."),
+    seed: int | None = typer.Option(None, help="Random seed (default: configs/data.yaml)."),
 ) -> None:
     """Run the whole platform end to end on the embedded default and print where everything went."""
     from configs.settings import load_settings

@@ -15,11 +15,9 @@ from typing import Any
 import typer
 
 from configs import TenureError
+from configs.data import DataConfig
 from configs.settings import Settings
 
-DEMO_CUSTOMERS = 5000
-DEMO_MONTHS = 36
-DEMO_SEED = 42
 DRIFT_SCENARIO = "downturn"
 
 
@@ -32,9 +30,7 @@ class DemoStepError(TenureError):
 @dataclass
 class DemoState:
     settings: Settings
-    customers: int
-    months: int
-    seed: int
+    data: DataConfig  # size and seed of the generated datasets (name and scenario are the demo's)
     outputs: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -48,13 +44,11 @@ class DemoState:
 
 
 def _generate(state: DemoState) -> None:
-    from configs.data import DataConfig
     from features.synthetic import generate_dataset
 
     for name, scenario, out in (("demo", "baseline", state.baseline_dir),
                                 (f"demo-{DRIFT_SCENARIO}", DRIFT_SCENARIO, state.drift_dir)):
-        cfg = DataConfig(name=name, customers=state.customers, months=state.months, seed=state.seed,
-                         scenario=scenario)
+        cfg = DataConfig(**{**state.data.model_dump(), "name": name, "scenario": scenario})
         manifest = generate_dataset(cfg, out, progress=True)
         state.outputs[f"dataset:{scenario}"] = out
         if scenario != "baseline":
@@ -214,10 +208,12 @@ STEPS: list[tuple[str, Callable[[DemoState], None]]] = [
 ]
 
 
-def run_demo(settings: Settings, customers: int = DEMO_CUSTOMERS, months: int = DEMO_MONTHS,
-             seed: int = DEMO_SEED) -> DemoState:
+def run_demo(settings: Settings, customers: int | None = None, months: int | None = None,
+             seed: int | None = None) -> DemoState:
+    """The demo; `customers`, `months` and `seed` left out are configs/data.yaml's."""
     _quiet_libraries()
-    state = DemoState(settings=settings, customers=customers, months=months, seed=seed)
+    given = {"customers": customers, "months": months, "seed": seed}
+    state = DemoState(settings=settings, data=DataConfig(**{k: v for k, v in given.items() if v is not None}))
     for i, (name, step) in enumerate(STEPS, 1):
         typer.secho(f"[{i}/{len(STEPS)}] {name}", bold=True)
         t0 = time.perf_counter()
