@@ -10,7 +10,7 @@ PYTEST_WORKERS ?= 2
 unexport PYTHONDONTWRITEBYTECODE
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-unit test-team team-up team-down bench soak lock lint clean
+.PHONY: help venv demo test test-unit test-team team-up team-down bench soak lock bento lint clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -51,8 +51,13 @@ bench: venv ## Run the benchmarks; results go to benchmarks/results/
 soak: venv ## The full soak: 60 s at 32 clients with one worker killed, then count the log rows (CI runs 12 s)
 	TENURE_SOAK_SECONDS=60 $(PY) -m pytest tests/integration/test_live_models.py -k worker_killed -q -s
 
-lock: ## Re-resolve requirements.lock from pyproject.toml
+lock: ## Re-resolve requirements.lock from pyproject.toml (then the service's serving/requirements.txt)
 	$(PYTHON) -m pip install --quiet uv && $(PYTHON) -m uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+	$(MAKE) venv && $(PY) scripts/serving_requirements.py
+
+bento: venv ## Build the service's Bento (bentofile.yaml) with serving/requirements.txt rewritten first
+	$(PY) scripts/serving_requirements.py
+	$(VENV)/bin/bentoml build .
 
 lint: venv ## Ruff over the code, and the import layering (import-linter contracts in pyproject.toml)
 	$(VENV)/bin/ruff check .

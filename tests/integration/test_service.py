@@ -354,10 +354,16 @@ def test_bentoml_build_packs_the_service(tmp_path):
                    "models/churn.yaml", "features/definitions.py", "models/artifact.py", "models/layout.py",
                    "models/tracking.py"):
         assert (src / needed).is_file(), needed
-    # the service reads models through models/ (the import-linter contract): the trainer stays out
-    assert not (src / "training").exists()
-    # and never imports the synthetic simulator (another contract): it stays out too
+    # the service reads models through models/ (the import-linter contract): the trainer stays out,
+    # and so do monitoring and the feature builders (only the definitions and the schema are served)
+    assert not (src / "training").exists() and not (src / "monitoring").exists()
+    # and it never imports the synthetic simulator (another contract): it stays out too
     assert (src / "features").is_dir() and not (src / "features" / "synthetic").exists()
+    assert not (src / "features" / "build.py").exists()
+    # the service's own requirements, not the development lock
+    installed = (bentos[0].parent / "env" / "python" / "requirements.txt").read_text()
+    assert "lightgbm==" in installed and "mlflow==" in installed
+    assert "pytest" not in installed and "ruff" not in installed and "optuna" not in installed
     assert not list(src.rglob("test_*.py")) and not list(src.rglob("__pycache__"))
     info = bentos[0].read_text()
     assert "service: serving.service:Tenure" in info and "/score_batch" in info
