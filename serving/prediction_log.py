@@ -416,18 +416,3 @@ class PredictionLogWriter(Protocol):
     def checkpoint(self) -> None: ...
 
     def close(self) -> None: ...
-
-
-def open_prediction_log(target: str | Path, *, busy_timeout_ms: int = 5000, synchronous: str = "NORMAL",
-                        background_checkpoints: bool = False) -> PredictionLogWriter:
-    """The log the service writes, chosen by `target` (`settings.prediction_log_target`): a
-    `postgresql://` URL opens `serving.prediction_log_pg.PostgresPredictionLog` (the busy timeout
-    bounds each write there too), anything else is the SQLite file `PredictionLog`."""
-    from configs.settings import is_postgres_url
-
-    if is_postgres_url(target):
-        from serving.prediction_log_pg import PostgresPredictionLog
-
-        return PostgresPredictionLog(str(target), timeout_ms=busy_timeout_ms)
-    return PredictionLog(target, busy_timeout_ms=busy_timeout_ms, synchronous=synchronous,
-                         background_checkpoints=background_checkpoints)

@@ -25,7 +25,7 @@ from configs import TenureError
 from configs.serve import ServeConfig
 from configs.settings import Settings
 from features.definitions import FEATURES
-from serving.prediction_log import PredictionLogWriter, open_prediction_log
+from serving.prediction_log import PredictionLog, PredictionLogWriter
 from serving.registry import ChampionRef, refs_from_json, refs_to_json
 from serving.reload import STATE_ENV, Refs, Reloader, download_served, load_served, resolve_served
 from serving.schemas import feature_info
@@ -41,6 +41,23 @@ def api_key_from_env(config: ServeConfig, environ: Mapping[str, str] | None = No
     """The API key, or None when `config.api_key_env` is unset or empty (then no key is required)."""
     env = os.environ if environ is None else environ
     return env.get(config.api_key_env) or None
+
+
+def open_prediction_log(target: str | Path, *, busy_timeout_ms: int = 5000, synchronous: str = "NORMAL",
+                        background_checkpoints: bool = False) -> PredictionLogWriter:
+    """The log the service writes, chosen by `target` (`settings.prediction_log_target`): a
+    `postgresql://` URL opens `serving.prediction_log_pg.PostgresPredictionLog` (the busy timeout
+    bounds each write there too), anything else is the SQLite file `PredictionLog`."""
+    from configs.settings import is_postgres_url
+
+    if is_postgres_url(target):
+        from serving.prediction_log_pg import (
+            PostgresPredictionLog,  # psycopg only when PostgreSQL is used
+        )
+
+        return PostgresPredictionLog(str(target), timeout_ms=busy_timeout_ms)
+    return PredictionLog(target, busy_timeout_ms=busy_timeout_ms, synchronous=synchronous,
+                         background_checkpoints=background_checkpoints)
 
 
 def open_log(config: ServeConfig, settings: Settings, background_checkpoints: bool = False) -> PredictionLogWriter:

@@ -1,7 +1,7 @@
 """One Optuna study shared by several workers: one trial budget, distinct trials, one final model.
 
 `tenure train --workers N` runs N trial workers on one machine (this process and N-1 child
-processes, `python -m training.study`); several `tenure train` processes on several machines
+processes, `python -m training.tune`); several `tenure train` processes on several machines
 join the same study when they share `TENURE_OPTUNA_STORAGE` (PostgreSQL) and the same feature
 set and config (the study name hashes them). Everything they coordinate through lives in that
 storage, which every worker reaches:
@@ -254,7 +254,8 @@ class WorkerJob:
 
 
 class TrialWorkers:
-    """`count` child processes running `training.study` on `job`; stopped by PID if the block fails."""
+    """`count` child processes running `python -m training.tune JOB INDEX` (trials of `job`, nested under its
+    MLflow run); stopped by PID if the block fails."""
 
     def __init__(self, job: WorkerJob, count: int):
         self.job, self.count = job, count
@@ -277,7 +278,7 @@ class TrialWorkers:
             log = Path(self._dir.name) / f"worker-{index}.log"
             ready.append(Path(self._dir.name) / f"worker-{index}.ready")
             with open(log, "wb") as out:
-                proc = subprocess.Popen([sys.executable, "-m", "training.study", str(path), str(index)],
+                proc = subprocess.Popen([sys.executable, "-m", "training.tune", str(path), str(index)],
                                         env={**env, READY_ENV: str(ready[-1])}, stdout=out, stderr=subprocess.STDOUT,
                                         start_new_session=True)
             self.procs.append((proc, log))
@@ -319,26 +320,6 @@ class TrialWorkers:
                     os.killpg(proc.pid, signal.SIGKILL)
         if self._dir is not None:
             self._dir.cleanup()
-
-
-def _worker_main(job_path: str, index: int) -> None:
-    """A child worker: trials only, logged as nested runs of the coordinator's MLflow run."""
-    from training.cv import passive_openmp
-
-    passive_openmp()
-    with open(job_path, "rb") as fh:
-        job: WorkerJob = pickle.load(fh)  # written by the parent process for this child
-    if job.tracking_uri and job.parent_run_id:
-        import mlflow
-
-        mlflow.set_tracking_uri(job.tracking_uri)
-        mlflow.set_registry_uri(job.tracking_uri)
-        if job.experiment_id:
-            mlflow.set_experiment(experiment_id=job.experiment_id)
-    from training import tune
-
-    tune.tune(job.data, job.base_params, job.cfg, job.storage_url, job.study_name,
-              log_trials=job.parent_run_id is not None, parent_run_id=job.parent_run_id, worker_index=index)
 
 
 # ---- one final model per study run -----------------------------------------------------------------
@@ -452,7 +433,3 @@ class StudyRun:
                         self._write({"state": "released", "owner": self.owner, "released_at": time.time()})
         if self._lock is not None:
             self._lock.close()
-
-
-if __name__ == "__main__":
-    _worker_main(sys.argv[1], int(sys.argv[2]))

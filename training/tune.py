@@ -217,3 +217,27 @@ def tune(data: TrainData, base_params: dict[str, Any], cfg: TrainConfig, storage
         n_complete=complete, n_pruned=pruned_n, new_trials=complete + pruned_n - before,
         best_cv=best_here.get("cv") if best is not None and best_here.get("number") == best.number else None,
     )
+
+
+# ---- a child trial worker (`training.study.TrialWorkers` starts `python -m training.tune JOB INDEX`) ----
+
+def worker_main(job_path: str, index: int) -> None:
+    """A child worker: trials only, logged as nested runs of the coordinator's MLflow run."""
+    import pickle
+
+    passive_openmp()
+    with open(job_path, "rb") as fh:
+        job = pickle.load(fh)  # written by the parent process for this child
+    if job.tracking_uri and job.parent_run_id:
+        import mlflow
+
+        mlflow.set_tracking_uri(job.tracking_uri)
+        mlflow.set_registry_uri(job.tracking_uri)
+        if job.experiment_id:
+            mlflow.set_experiment(experiment_id=job.experiment_id)
+    tune(job.data, job.base_params, job.cfg, job.storage_url, job.study_name,
+         log_trials=job.parent_run_id is not None, parent_run_id=job.parent_run_id, worker_index=index)
+
+
+if __name__ == "__main__":
+    worker_main(sys.argv[1], int(sys.argv[2]))

@@ -1,6 +1,6 @@
 """The prediction log on PostgreSQL (`serving.prediction_log_pg`) against a real server.
 
-Writes go through the same factory the service uses (`open_prediction_log`); reading a window
+Writes go through the same factory the service uses (`serving.startup.open_prediction_log`); reading a window
 (`monitoring.predictions.read_log`) must give the very frame the SQLite log gives for the same
 rows. Needs PostgreSQL server binaries (the `postgres_db` fixture starts a private server).
 """
@@ -17,8 +17,9 @@ import pytest
 
 from configs.settings import Settings
 from monitoring.predictions import read_log
-from serving.prediction_log import PredictionLog, PredictionLogError, open_prediction_log
+from serving.prediction_log import PredictionLog, PredictionLogError
 from serving.prediction_log_pg import PostgresPredictionLog
+from serving.startup import open_prediction_log
 
 pytestmark = pytest.mark.integration
 
