@@ -100,7 +100,7 @@ class SplitConfig(StrictModel):
     # out of time: the snapshots in each cross-validation block
     valid_snapshots: int = Field(default=3, ge=1)
     gap_months: int | None = Field(default=None, ge=0, le=60)
-    test_fraction: float = Field(default=0.3, gt=0, lt=1)
+    test_fraction: float = Field(default=0.2, gt=0, lt=1)
 
 
 class CVConfig(StrictModel):
