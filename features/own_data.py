@@ -47,10 +47,10 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 # an inferred text column with more distinct values than this and than half its rows is an
 # identifier or free text, not a category
 MAX_INFERRED_CATEGORIES = 50
-# the fewest rows of each class a table needs: a 30 % test holdout and 5-fold cross-validation
-# give every part at least one (`training.split.min_class_rows(5, 0.3)`); `tenure train
+# the fewest rows of each class a table needs: a 20 % test holdout and 5-fold cross-validation
+# give every part at least one (`training.split.min_class_rows(5, 0.2)`); `tenure train
 # --dataset-config` asks for what its own training config needs
-MIN_CLASS_ROWS = 9
+MIN_CLASS_ROWS = 8
 
 _TRUE = frozenset({"true", "yes", "y", "on", "1"})
 _FALSE = frozenset({"false", "no", "n", "off", "0"})

@@ -5,7 +5,7 @@ MLflow parent run in experiment `tenure-<task>` (nested runs: the Optuna trials)
 study in `settings.optuna_storage_url`, and one registered model version with alias `challenger`.
 
 How the model is made (`training.split`, `training.cv`): the test rows (the latest snapshots, or a
-stratified 30 % of a one-snapshot table) are kept apart; everything else is the development set,
+stratified 20 % of a one-snapshot table) are kept apart; everything else is the development set,
 cut into folds (stratified k-fold, or expanding-window time-series folds with the label-horizon
 embargo). Each Optuna trial, the default-parameter baseline and the tuned parameters are judged
 by their CV mean ROC AUC (early stopping inside each fold); the tuned parameters are used only

@@ -428,14 +428,14 @@ def test_a_table_with_no_usable_feature_is_refused_in_one_line_and_nothing_is_re
 def test_too_few_rows_of_a_class_names_the_file_and_the_count_and_writes_no_featureset(tmp_path: Path) -> None:
     df = _table(200)
     df["churned"] = "No"
-    df.loc[:6, "churned"] = "Yes"  # 7 positives: a 30 % test holdout and 5 folds need 9
+    df.loc[:6, "churned"] = "Yes"  # 7 positives: a 20 % test holdout and 5 folds need 8
     df.to_csv(tmp_path / "rare.csv", index=False)
     config = _write_config(tmp_path, "rare.csv")
     home = tmp_path / "home"
     res = _train_cli(config, home)
     assert res.exit_code == 2, res.output
     [line] = _error_lines(res.output)
-    assert "rare.csv has 7 positive rows" in line and "at least 9" in line and str(config) in line
+    assert "rare.csv has 7 positive rows" in line and "at least 8" in line and str(config) in line
     assert "Traceback" not in res.output
     assert not list(home.rglob("*.parquet"))
     # building the feature set alone refuses it the same way, and leaves no file behind

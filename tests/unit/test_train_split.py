@@ -97,19 +97,19 @@ def test_single_snapshot_uses_a_seeded_stratified_random_split_and_stratified_fo
     assert s.kind == "random"
     ids = [set(part["customer_id"]) for part in (s.train, s.test)]
     assert not (ids[0] & ids[1]) and sum(map(len, ids)) == 1000
-    assert len(s.test) == 300 and len(s.train) == 700
+    assert len(s.test) == 200 and len(s.train) == 800
     rate = df["y"].mean()
     for part in (s.train, s.test):
         assert part["y"].mean() == pytest.approx(rate, abs=0.01)
     # 5 stratified folds: every development row validated exactly once
     assert len(s.folds) == 5
     validated = np.concatenate([v for _, v in s.folds])
-    assert sorted(validated) == list(range(700))
+    assert sorted(validated) == list(range(800))
     y = s.train["y"].to_numpy()
     for t, v in s.folds:
-        assert not set(t) & set(v) and len(t) + len(v) == 700
+        assert not set(t) & set(v) and len(t) + len(v) == 800
         assert y[v].mean() == pytest.approx(rate, abs=0.02)
-    assert len(s.valid) == 700
+    assert len(s.valid) == 800
     again = split_featureset(df, "snapshot_date", "y", 1, cfg, seed=7)
     other = split_featureset(df, "snapshot_date", "y", 1, cfg, seed=8)
     assert list(again.test["customer_id"]) == list(s.test["customer_id"])
@@ -120,8 +120,8 @@ def test_single_snapshot_uses_a_seeded_stratified_random_split_and_stratified_fo
 def test_too_few_rows_of_a_class_for_the_folds_names_the_count() -> None:
     df = _panel(1, customers=200)
     df["y"] = 0
-    df.loc[:7, "y"] = 1  # 8 positives: a 30 % holdout and 5 folds need 9
-    with pytest.raises(SplitError, match=r"fs.parquet: label y has 8 rows of class 1 .* at least 9"):
+    df.loc[:6, "y"] = 1  # 7 positives: a 20 % holdout and 5 folds need 8
+    with pytest.raises(SplitError, match=r"fs.parquet: label y has 7 rows of class 1 .* at least 8"):
         split_featureset(df, "snapshot_date", "y", 1, SplitConfig(), seed=0, source="fs.parquet")
     assert len(split_featureset(df, "snapshot_date", "y", 1, SplitConfig(), seed=0, folds=3).folds) == 3
 
