@@ -203,6 +203,8 @@ class TrainConfig(ShippedConfig):
 
     seed: int = Field(ge=0)
     num_threads: int = Field(ge=1, le=256)
+    # LightGBM threads on development sets smaller than `tuning.small_table_rows`
+    small_table_threads: int = Field(ge=1, le=256)
     split: SplitConfig
     cv: CVConfig
     # what the registered model is refitted on once the test metrics are recorded: non_test (every
@@ -220,6 +222,11 @@ class TrainConfig(ShippedConfig):
             raise ValueError(f"{both} are both fixed in lightgbm.params and searched in "
                              "tuning.search_space; keep one")
         return self
+
+    def for_rows(self, rows: int) -> TrainConfig:
+        """This config with the LightGBM threads for a development set of `rows` rows."""
+        threads = self.small_table_threads if rows < self.tuning.small_table_rows else self.num_threads
+        return self if threads == self.num_threads else self.model_copy(update={"num_threads": threads})
 
 
 def load_train_config(path: Path | str | None = None, *, trials: int | None = None,

@@ -359,6 +359,7 @@ def train_task(task_or_spec: str | TaskSpec, featureset_path: Path | str, cfg: T
 
     X_dev, y_dev = encode(split.train)  # noqa: N806
     X_test, y_test = encode(split.test)  # noqa: N806
+    cfg = cfg.for_rows(len(y_dev))  # one LightGBM thread on a small table (configs/train.yaml)
     data = TrainData(X_dev, y_dev, split.folds, feature_names, encoder.categorical_indices,
                      cfg.lightgbm.n_estimators, cfg.lightgbm.early_stopping_rounds)
     base = lightgbm_params(cfg, spec)

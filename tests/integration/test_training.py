@@ -417,6 +417,7 @@ def test_own_table_is_cross_validated_and_the_registered_model_is_refitted_on_ev
     split = json.loads(tags["tenure.split"])
     assert split["cv"] == "stratified_kfold" and len(split["folds"]) == 5
     assert tags["tenure.refit"] == "all" and run.data.params["refit"] == "all"
+    assert run.data.params["num_threads"] == "1"  # small_table_threads: 900 rows < tuning.small_table_rows
     assert metrics["train_rows"] == n  # the test rows too, once the test metrics were recorded
     assert {"cv_mean_roc_auc", "cv_std_roc_auc", "cv_se_roc_auc", "baseline_cv_mean_roc_auc",
             *(f"fold_{i}_roc_auc" for i in range(5))} <= set(metrics)

@@ -151,3 +151,13 @@ def test_cli_dataset_config_cannot_be_combined_with_task(tmp_path: Path, runner_
     res = CliRunner().invoke(app, ["train", "--dataset-config", str(path), "--task", "churn"], env=runner_env)
     assert res.exit_code == 2
     assert "--dataset-config" in res.output
+
+
+def test_small_tables_train_on_their_own_thread_count(tmp_path: Path) -> None:
+    cfg = load_train_config(_write(tmp_path, {"num_threads": 4, "small_table_threads": 1,
+                                              "tuning": {"small_table_rows": 1000}}))
+    assert cfg.for_rows(999).num_threads == 1
+    assert cfg.for_rows(1000).num_threads == 4 and cfg.for_rows(1000) is cfg
+    assert cfg.num_threads == 4  # the loaded config is not changed
+    with pytest.raises(ValueError, match="small_table_threads"):
+        load_train_config(_write(tmp_path, {"small_table_threads": 0}, "bad.yaml"))
