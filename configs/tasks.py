@@ -35,6 +35,24 @@ def task_names(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
     return tuple(task_spec_paths(environ))
 
 
+def resolve_tasks(task: str, *, several: bool = True, hint: str = "") -> list[str]:
+    """A `--task` option: `all` -> every task; one task name; with `several`, a comma-separated list.
+
+    An unknown name raises `ConfigError` in one line naming the option, the tasks and where tasks
+    come from; `hint` is appended (e.g. how to train one's own table instead).
+    """
+    names = task_names()
+    if task == "all":
+        return list(names)
+    chosen = [t.strip() for t in task.split(",") if t.strip()] if several else [task]
+    if not chosen or any(t not in names for t in chosen):
+        which = "one or several (comma-separated) of" if several else "one of"
+        raise ConfigError(f"--task {task!r} is not {'a list of tasks' if several and ',' in task else 'a task'}; "
+                          f"choose {which} {', '.join(names)} or all (a task is a spec file in models/ or in a "
+                          f"folder of {TASK_DIRS_ENV}{hint})")
+    return chosen
+
+
 @cache
 def _discover(extra: str) -> tuple[tuple[str, Path], ...]:
     folders = [BUILTIN_SPEC_DIR]

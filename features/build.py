@@ -25,10 +25,11 @@ import pandas as pd
 
 from configs import TenureError
 from configs.features import FeaturesConfig
+from configs.tasks import resolve_tasks
 from features.definitions import FEATURES_BY_NAME, GROUP_COLUMNS
 from features.featureset import FeatureSet, write_featureset
 from features.io import file_sha256
-from models import TASK_DIRS_ENV, TaskSpec, load_spec, task_names
+from models import TaskSpec, load_spec
 
 BUILDER_VERSION = "1"
 GRACE_DAYS = 5  # an invoice paid more than this many days after its due date counts as late
@@ -36,14 +37,8 @@ DEFAULT_DPD = 60
 
 
 def parse_tasks(task: str) -> list[str]:
-    if task == "all":
-        return list(task_names())
-    names = [t.strip() for t in task.split(",") if t.strip()]
-    unknown = [t for t in names if t not in task_names()]
-    if unknown or not names:
-        raise TenureError(f"unknown task {task!r}; choose one of {', '.join(task_names())} or all (a task is a "
-                          f"spec file in models/ or in a folder of {TASK_DIRS_ENV})")
-    return names
+    """`--task` of `tenure features build`: all, one task or a comma-separated list."""
+    return resolve_tasks(task)
 
 
 @dataclass

@@ -32,15 +32,9 @@ def _err(message: str) -> None:
 
 def parse_train_tasks(task: str) -> list[str]:
     """`all` -> every task; otherwise one task name (a spec in models/ or a folder of TENURE_TASK_DIRS)."""
-    from models import TASK_DIRS_ENV, task_names
+    from configs.tasks import resolve_tasks
 
-    if task == "all":
-        return list(task_names())
-    if task not in task_names():
-        raise ConfigError(f"--task {task!r} is not a task; choose one of {', '.join(task_names())} or all "
-                          f"(a task is a spec file in models/ or in a folder of {TASK_DIRS_ENV}; train your own "
-                          "data with --dataset-config FILE.yaml)")
-    return [task]
+    return resolve_tasks(task, several=False, hint="; train your own data with --dataset-config FILE.yaml")
 
 
 @user_errors
