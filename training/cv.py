@@ -88,11 +88,16 @@ class CVResult:
         return self.fold_of_row >= 0
 
 
-def _dataset(X: np.ndarray, y: np.ndarray, data: TrainData, reference: Any = None) -> Any:  # noqa: N803
+def _dataset(X: np.ndarray, y: np.ndarray, data: TrainData, params: dict[str, Any],  # noqa: N803
+             reference: Any = None) -> Any:
+    """A LightGBM Dataset built with the candidate's threads. Not LightGBM's default (every core):
+    with folds boosting in turn, datasets and boosters on different thread counts made each
+    round ~15x slower (measured: 5 folds x 111 rounds, 4,000 rows, 10.2 s against 0.7 s)."""
     import lightgbm as lgb
 
     return lgb.Dataset(X, label=y, feature_name=data.feature_names, categorical_feature=data.categorical or "auto",
-                       reference=reference, free_raw_data=True)
+                       reference=reference, free_raw_data=True,
+                       params={"num_threads": params.get("num_threads", 0), "verbosity": -1})
 
 
 def cross_validate(params: dict[str, Any], data: TrainData,
@@ -107,9 +112,9 @@ def cross_validate(params: dict[str, Any], data: TrainData,
 
     boosters = []
     for t, v in data.folds:
-        train_set = _dataset(data.X[t], data.y[t], data)
+        train_set = _dataset(data.X[t], data.y[t], data, params)
         booster = lgb.Booster(params=params, train_set=train_set)
-        booster.add_valid(_dataset(data.X[v], data.y[v], data, reference=train_set), VALID_NAME)
+        booster.add_valid(_dataset(data.X[v], data.y[v], data, params, reference=train_set), VALID_NAME)
         boosters.append(booster)
     history: list[list[float]] = []  # per round, each fold's validation AUC
     best_mean, best_round = -np.inf, 0
@@ -140,7 +145,7 @@ def refit(params: dict[str, Any], X: np.ndarray, y: np.ndarray, rounds: int, dat
     passive_openmp()
     import lightgbm as lgb
 
-    booster = lgb.train(params, _dataset(X, y, data), num_boost_round=rounds)
+    booster = lgb.train(params, _dataset(X, y, data, params), num_boost_round=rounds)
     booster.best_iteration = booster.current_iteration()
     return booster
 
