@@ -142,10 +142,8 @@ class PruningConfig(ShippedConfig):
     enabled: bool
     pruner: Literal["median", "hyperband"]
     startup_trials: int = Field(ge=0)
-    # boosting rounds a trial runs before it can be pruned, and how often it reports the folds'
-    # mean validation AUC to the pruner
-    warmup_rounds: int = Field(ge=0)
-    report_every_rounds: int = Field(ge=1)
+    # folds a trial finishes before it can be pruned (the pruner sees the running CV mean per fold)
+    warmup_folds: int = Field(ge=0)
 
 
 class TuningConfig(ShippedConfig):

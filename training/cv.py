@@ -1,20 +1,14 @@
-"""Cross-validated fitting of LightGBM: folds boosted together, early stopping on their mean, out-of-fold scores,
-refit, the model choice.
+"""Cross-validated fitting of LightGBM: per-fold early stopping, out-of-fold scores, refit, the model choice.
 
 Reads encoded development rows and their folds (`TrainData`, made by `training.train` from
 `training.split.Split`); writes nothing. Every candidate (each Optuna trial, the default-parameter
 baseline, the tuned parameters) is judged the same way:
 
-- all folds boost together, one round at a time (as `lightgbm.cv` does), each fitted on its
-  training rows and scored on its validation rows; training stops when the mean validation ROC
-  AUC over the folds has not improved for `early_stopping_rounds` rounds (at most
-  `n_estimators`). The round with the best mean is the candidate's number of rounds, its CV
-  estimate is that mean, each fold's AUC and out-of-fold raw scores are taken at that round.
-  Not each fold at its own best round: on small tables the maximum of each fold's noisy AUC curve
-  is biased upward and rewards jagged, overfitting candidates (measured on 6 public tables, split
-  seeds 3-5 (the benchmark reports 0-2), a 25-trial search: the common round gave the higher
-  test AUC in 12 of 16 runs, mean +0.005);
-- the refit uses that number of rounds (`training.train.refit_rounds` scales it to more rows);
+- each fold fits on its training rows and stops early on its validation rows' ROC AUC
+  (`early_stopping_rounds`, at most `n_estimators` rounds); the fold's AUC is the one at its best
+  iteration, and the validation rows get out-of-fold raw scores from that fold's booster;
+- the CV estimate is the mean fold AUC; the number of rounds for the refit is the mean of the
+  folds' best iterations (not scaled up for the larger refit set: measured, scaling did not help);
 - the tuned parameters replace the defaults only when their CV mean is ahead by more than
   `margin` standard errors of the difference (`choose`): the larger of the spread of the per-fold
   differences / sqrt(k) and the paired bootstrap SE of the out-of-fold AUC difference (both
@@ -25,7 +19,7 @@ baseline, the tuned parameters) is judged the same way:
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,56 +82,54 @@ class CVResult:
         return self.fold_of_row >= 0
 
 
-def _dataset(X: np.ndarray, y: np.ndarray, data: TrainData, params: dict[str, Any],  # noqa: N803
-             reference: Any = None) -> Any:
-    """A LightGBM Dataset built with the candidate's threads. Not LightGBM's default (every core):
-    with folds boosting in turn, datasets and boosters on different thread counts made each
-    round ~15x slower (measured: 5 folds x 111 rounds, 4,000 rows, 10.2 s against 0.7 s)."""
+def _dataset(X: np.ndarray, y: np.ndarray, data: TrainData, reference: Any = None) -> Any:  # noqa: N803
     import lightgbm as lgb
 
     return lgb.Dataset(X, label=y, feature_name=data.feature_names, categorical_feature=data.categorical or "auto",
-                       reference=reference, free_raw_data=True,
-                       params={"num_threads": params.get("num_threads", 0), "verbosity": -1})
+                       reference=reference, free_raw_data=True)
 
 
-def cross_validate(params: dict[str, Any], data: TrainData,
-                   after_round: Callable[[int, float], None] | None = None, report_every: int = 10) -> CVResult:
-    """Boost every fold of `data` together and stop early on the folds' mean validation AUC.
+def fit_fold(params: dict[str, Any], data: TrainData, fold: Fold,
+             callbacks: Sequence[Callable[..., None]] = ()) -> tuple[Any, float]:
+    """Fit on the fold's training rows, early-stopped on its validation AUC.
 
-    `after_round(round, mean_auc)` runs every `report_every` rounds with the mean validation AUC
-    after that round (it may raise to stop the candidate: the Optuna pruner does).
+    Returns the booster cut at its best iteration (`best_iteration` set) and that iteration's AUC.
     """
     passive_openmp()
     import lightgbm as lgb
 
-    boosters = []
-    for t, v in data.folds:
-        train_set = _dataset(data.X[t], data.y[t], data, params)
-        booster = lgb.Booster(params=params, train_set=train_set)
-        booster.add_valid(_dataset(data.X[v], data.y[v], data, params, reference=train_set), VALID_NAME)
-        boosters.append(booster)
-    history: list[list[float]] = []  # per round, each fold's validation AUC
-    best_mean, best_round = -np.inf, 0
-    for rnd in range(1, data.n_estimators + 1):
-        for booster in boosters:
-            booster.update()
-        aucs = [float(next(value for _, name, value, _ in booster.eval_valid() if name == "auc"))
-                for booster in boosters]
-        history.append(aucs)
-        mean = float(np.mean(aucs))
-        if mean > best_mean:
-            best_mean, best_round = mean, rnd
-        if after_round is not None and rnd % report_every == 0:
-            after_round(rnd, mean)
-        if rnd - best_round >= data.early_stopping_rounds:
-            break
+    t, v = fold
+    train_set = _dataset(data.X[t], data.y[t], data)
+    valid_set = _dataset(data.X[v], data.y[v], data, reference=train_set)
+    booster = lgb.train(
+        params, train_set, num_boost_round=data.n_estimators, valid_sets=[valid_set], valid_names=[VALID_NAME],
+        callbacks=[lgb.early_stopping(data.early_stopping_rounds, first_metric_only=True, verbose=False), *callbacks],
+    )
+    best_iteration = booster.best_iteration or booster.current_iteration()
+    score = float(booster.best_score[VALID_NAME]["auc"])
+    trimmed = lgb.Booster(model_str=booster.model_to_string(num_iteration=best_iteration))
+    trimmed.best_iteration = best_iteration
+    return trimmed, score
+
+
+def cross_validate(params: dict[str, Any], data: TrainData,
+                   after_fold: Callable[[int, list[float]], None] | None = None) -> CVResult:
+    """Every fold of `data`; `after_fold(i, aucs_so_far)` runs after fold `i` (it may raise to stop:
+    the Optuna pruner does)."""
     oof = np.full(len(data.y), np.nan)
     which = np.full(len(data.y), -1, dtype=np.int64)
-    for i, (booster, (_, v)) in enumerate(zip(boosters, data.folds, strict=True)):
-        oof[v] = booster.predict(data.X[v], raw_score=True, num_iteration=best_round)
+    aucs: list[float] = []
+    iterations: list[int] = []
+    for i, fold in enumerate(data.folds):
+        booster, auc = fit_fold(params, data, fold)
+        v = fold[1]
+        oof[v] = booster.predict(data.X[v], raw_score=True)
         which[v] = i
-    return CVResult(fold_aucs=history[best_round - 1] if best_round else [],
-                    best_iterations=[best_round] * len(boosters), oof_raw=oof, fold_of_row=which)
+        aucs.append(auc)
+        iterations.append(int(booster.best_iteration))
+        if after_fold is not None:
+            after_fold(i, aucs)
+    return CVResult(fold_aucs=aucs, best_iterations=iterations, oof_raw=oof, fold_of_row=which)
 
 
 def refit(params: dict[str, Any], X: np.ndarray, y: np.ndarray, rounds: int, data: TrainData) -> Any:  # noqa: N803
@@ -145,7 +137,7 @@ def refit(params: dict[str, Any], X: np.ndarray, y: np.ndarray, rounds: int, dat
     passive_openmp()
     import lightgbm as lgb
 
-    booster = lgb.train(params, _dataset(X, y, data, params), num_boost_round=rounds)
+    booster = lgb.train(params, _dataset(X, y, data), num_boost_round=rounds)
     booster.best_iteration = booster.current_iteration()
     return booster
 

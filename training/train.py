@@ -8,10 +8,10 @@ How the model is made (`training.split`, `training.cv`): the test rows (the late
 stratified 20 % of a one-snapshot table) are kept apart; everything else is the development set,
 cut into folds (stratified k-fold, or expanding-window time-series folds with the label-horizon
 embargo). Each Optuna trial, the default-parameter baseline and the tuned parameters are judged
-by their CV mean ROC AUC (the folds boost together and stop early on their mean); the tuned parameters are used only
+by their CV mean ROC AUC (early stopping inside each fold); the tuned parameters are used only
 when they beat the baseline by more than `cv.choose_margin_se` standard errors. The calibration
 is chosen on the chosen candidate's out-of-fold scores (`training.evaluate.choose_oof_calibration`).
-The candidate is refitted on every development row with the CV's best round as its
+The candidate is refitted on every development row with the CV's mean best iteration as its
 number of rounds; the test metrics come from that model. Then, with `refit: all` (the default for
 own tables), the registered model is refitted once more on every row, test rows included (tag
 `tenure.refit`: `non_test` or `all`); the test metrics stay those of the model that had not seen
@@ -284,7 +284,7 @@ def _candidate(params: dict[str, Any], cv: CVResult, data: TrainData, cfg: Train
 def refit_rounds(cv: CVResult, data: TrainData, rows: int, cfg: TrainConfig, split_kind: str) -> int:
     """Boosting rounds for a refit on `rows` rows (`lightgbm.refit_rounds`).
 
-    `auto` scales the CV's best round by the refit's rows over a fold's training rows
+    `auto` scales the folds' mean best iteration by the refit's rows over a fold's training rows
     for a random split (k-fold: the refit sees the same distribution, 1.25x or more of the rows;
     measured on four public tables the benchmark does not use, 3 split seeds each: better on 9 of
     12, mean test AUC +0.003), and keeps the mean out of time (expanding windows train on a few

@@ -1,16 +1,15 @@
-"""Optuna search over LightGBM parameters: a seeded TPE sampler, pruning on the CV mean, one nested MLflow run per trial.
+"""Optuna search over LightGBM parameters: a seeded TPE sampler, fold-level pruning, one nested MLflow run per trial.
 
 Reads encoded development rows and their folds (`training.cv.TrainData`) and the search space of
 the training config (`tuning.small_search_space` when the development set has fewer than
 `tuning.small_table_rows` rows); writes an Optuna study to the storage URL (SQLite by default,
 resumable: the same study name continues where it stopped) and, when an MLflow run is active, one
 nested run per trial (searched params, `fold_<i>_roc_auc`, `cv_mean_roc_auc`, `cv_std_roc_auc`,
-`best_iteration` (the folds' common best round), tag `tenure.trial_state`).
+`best_iteration` (the mean over the folds), tag `tenure.trial_state`).
 
 The objective is the CV mean ROC AUC of `training.cv.cross_validate` with the trial's
-parameters; every `pruning.report_every_rounds` boosting rounds the mean validation AUC over the
-folds (which boost together) is reported to the pruner (step = rounds), so a weak trial stops after
-`pruning.warmup_rounds` rounds or more instead of running until early stopping. No training
+parameters; after each fold the running mean is reported to the pruner (step = folds done), so a
+weak trial stops after `pruning.warmup_folds` folds instead of running all of them. No training
 code lives here. A new study's first trials are `tuning.start_points` (LightGBM's defaults and a
 strongly regularised point, clipped into the searched ranges), so the search starts from
 ground at least as good as the defaults on the CV estimate.
@@ -31,6 +30,8 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from configs import ConfigError
 from configs.train import LIGHTGBM_DEFAULTS, ParamRange, PruningConfig, TrainConfig
@@ -83,20 +84,20 @@ def start_point(point: dict[str, Any], space: dict[str, ParamRange]) -> dict[str
     return out
 
 
-def make_pruner(cfg: PruningConfig, max_rounds: int) -> Any:
-    """A pruner over boosting rounds: step = rounds done, value = the folds' mean validation AUC."""
+def make_pruner(cfg: PruningConfig, n_folds: int) -> Any:
+    """A pruner over folds: step = folds done, value = the running CV mean AUC."""
     import optuna
 
-    if not cfg.enabled:
+    if not cfg.enabled or n_folds < 2:
         return optuna.pruners.NopPruner()
     if cfg.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=max(cfg.warmup_rounds, 1), max_resource=max_rounds,
+        return optuna.pruners.HyperbandPruner(min_resource=max(cfg.warmup_folds, 1), max_resource=n_folds,
                                               reduction_factor=3)
-    return optuna.pruners.MedianPruner(n_startup_trials=cfg.startup_trials, n_warmup_steps=cfg.warmup_rounds)
+    return optuna.pruners.MedianPruner(n_startup_trials=cfg.startup_trials, n_warmup_steps=cfg.warmup_folds)
 
 
 def open_study(cfg: TrainConfig, storage_url: str, study_name: str, worker: str | None = None,
-               max_rounds: int = 1000) -> Any:
+               n_folds: int = 5) -> Any:
     """Create or load the study with the study-wide budget (`training.study`): a TPE sampler seeded
     per trial (constant liar, for parallel workers) and the configured pruner."""
     import optuna
@@ -108,7 +109,7 @@ def open_study(cfg: TrainConfig, storage_url: str, study_name: str, worker: str 
                                           constant_liar=True)
 
     return open_shared(storage_url, study_name, n_trials=cfg.tuning.n_trials, seed=cfg.seed, make_sampler=sampler,
-                       pruner=make_pruner(cfg.tuning.pruning, max_rounds), worker=worker)
+                       pruner=make_pruner(cfg.tuning.pruning, n_folds), worker=worker)
 
 
 def enqueue_start_points(study: Any, points: list[dict[str, Any]]) -> None:
@@ -140,7 +141,7 @@ def tune(data: TrainData, base_params: dict[str, Any], cfg: TrainConfig, storage
     from training import study as shared
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = open_study(cfg, storage_url, study_name, worker=shared.worker_name(worker_index), max_rounds=data.n_estimators)
+    study = open_study(cfg, storage_url, study_name, worker=shared.worker_name(worker_index), n_folds=len(data.folds))
     space = cfg.tuning.space_for(len(data.y))
     # never more start points than the budget: a queued trial beyond it would never run
     enqueue_start_points(study, [start_point(p, space) for p in cfg.tuning.start_points][:cfg.tuning.n_trials])
@@ -155,17 +156,17 @@ def tune(data: TrainData, base_params: dict[str, Any], cfg: TrainConfig, storage
 
     def objective(trial: optuna.Trial) -> float:
         params = {**base_params, **suggest(trial, space)}
-        reached: list[tuple[int, float]] = []  # the last round reported and its CV mean AUC
+        folds_done: list[float] = []
 
-        def report(rnd: int, mean_auc: float) -> None:
-            reached[:] = [(rnd, mean_auc)]
+        def report(i: int, aucs: list[float]) -> None:
+            folds_done[:] = aucs
             if pruning.enabled:
-                trial.report(mean_auc, step=rnd)
-                if trial.should_prune():
+                trial.report(float(np.mean(aucs)), step=i + 1)
+                if i + 1 < len(data.folds) and trial.should_prune():
                     raise optuna.TrialPruned()
 
         def run() -> Any:
-            cv = cross_validate(params, data, after_round=report, report_every=pruning.report_every_rounds)
+            cv = cross_validate(params, data, after_fold=report)
             trial.set_user_attr("fold_roc_auc", cv.fold_aucs)
             trial.set_user_attr("best_iteration", cv.rounds)
             if best_here.get("cv") is None or cv.mean > best_here["cv"].mean:
@@ -181,8 +182,8 @@ def tune(data: TrainData, base_params: dict[str, Any], cfg: TrainConfig, storage
                 cv = run()
             except optuna.TrialPruned:
                 mlflow.set_tag(TRIAL_STATE_TAG, "pruned")
-                mlflow.log_metrics({"pruned_at_round": float(reached[-1][0]),
-                                    "pruned_cv_mean_roc_auc": reached[-1][1]} if reached else {})
+                mlflow.log_metrics({f"fold_{i}_roc_auc": a for i, a in enumerate(folds_done)}
+                                   | {"pruned_after_folds": float(len(folds_done))})
                 pruned = True
             else:
                 pruned = False

@@ -14,7 +14,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from training.cv import TrainData, bootstrap_auc_se, choose, cross_validate, refit
+from training.cv import TrainData, bootstrap_auc_se, choose, cross_validate, fit_fold, refit
 from training.evaluate import choose_oof_calibration, fit_calibration
 from training.split import split_featureset, time_series_folds
 
@@ -50,7 +50,7 @@ def test_a_tiny_validation_split_picks_the_worse_model_where_cross_validation_do
     for seed in range(25):
         t, v = train_test_split(np.arange(len(y)), test_size=40, stratify=y, random_state=seed)
         one = _data(X, y, [(t, v)])
-        if cross_validate(OVERFIT, one).mean > cross_validate(SIMPLE, one).mean:
+        if fit_fold(OVERFIT, one, (t, v))[1] > fit_fold(SIMPLE, one, (t, v))[1]:
             fooled.append(seed)
             break
     assert fooled, "no 40-row split preferred the overfitting model; the test would prove nothing"
@@ -66,39 +66,18 @@ def test_a_tiny_validation_split_picks_the_worse_model_where_cross_validation_do
     assert chosen == "tuned"
 
 
-def test_cross_validation_scores_every_row_out_of_fold_at_the_folds_common_best_round() -> None:
+def test_cross_validation_scores_every_row_out_of_fold_and_the_refit_rounds_are_the_mean() -> None:
     X, y = _table(500, seed=3)  # noqa: N806
     folds = list(StratifiedKFold(5, shuffle=True, random_state=0).split(X, y))
-    data = _data(X, y, folds)
-    reported: list[tuple[int, float]] = []
-    cv = cross_validate(SIMPLE, data, after_round=lambda r, m: reported.append((r, m)), report_every=5)
+    cv = cross_validate(SIMPLE, _data(X, y, folds))
     assert cv.validated.all() and not np.isnan(cv.oof_raw).any()
     assert sorted(np.unique(cv.fold_of_row)) == [0, 1, 2, 3, 4]
-    assert cv.best_iterations == [cv.rounds] * 5 and len(cv.fold_aucs) == 5
-    # it ran early_stopping_rounds (30) past the best round, reporting the running mean every 5 rounds
-    assert [r for r, _ in reported] == list(range(5, cv.rounds + 31, 5))[:len(reported)]
-    assert reported[-1][0] > cv.rounds and max(m for _, m in reported) <= cv.mean + 1e-12
+    assert cv.rounds == round(np.mean(cv.best_iterations)) and len(cv.fold_aucs) == 5
+    # each fold's out-of-fold scores come from a model that never saw the fold
     for i, (t, v) in enumerate(folds):
-        # each fold's out-of-fold scores come from a model of the common round that never saw the fold,
-        # and its AUC is the one at that round
-        alone = refit(SIMPLE, X[t], y[t], cv.rounds, data)
-        np.testing.assert_allclose(alone.predict(X[v], raw_score=True), cv.oof_raw[v])
-        assert cv.fold_aucs[i] == pytest.approx(roc_auc_score(y[v], cv.oof_raw[v]), abs=1e-9)
-    assert cv.mean == pytest.approx(np.mean(cv.fold_aucs))
-
-
-def test_the_common_round_does_not_reward_a_fold_by_fold_best() -> None:
-    """Each fold early-stopped at its own best round scores higher than the folds at their common
-    best round: the maximum of each noisy curve. The CV estimate is the common round's mean."""
-    X, y = _table(300, seed=6)  # noqa: N806
-    folds = list(StratifiedKFold(5, shuffle=True, random_state=1).split(X, y))
-    data = _data(X, y, folds)
-    cv = cross_validate(OVERFIT, data)
-    per_fold_best = []
-    for t, v in folds:  # each fold alone, early-stopped on its own validation rows
-        one = _data(X, y, [(t, v)])
-        per_fold_best.append(cross_validate(OVERFIT, one).fold_aucs[0])
-    assert np.mean(per_fold_best) > cv.mean + 0.002
+        booster, auc = fit_fold(SIMPLE, _data(X, y, folds), (t, v))
+        np.testing.assert_allclose(booster.predict(X[v], raw_score=True), cv.oof_raw[v])
+        assert auc == pytest.approx(cv.fold_aucs[i])
 
 
 def test_the_refit_learns_from_rows_the_folds_never_had() -> None:

@@ -18,7 +18,7 @@ from configs.train import load_train_config
 from features.definitions import FEATURES_BY_NAME
 from models import load_spec
 from models.artifact import TenureModel
-from training.cv import TrainData, cross_validate, refit
+from training.cv import TrainData, fit_fold
 from training.train import lightgbm_params, monotone_violations
 from training.tune import start_point, tune
 
@@ -81,10 +81,7 @@ def _train_data(encoder: TenureModel, train: pd.DataFrame, valid: pd.DataFrame, 
 
 
 def _fit(params: dict, data: TrainData) -> tuple:
-    """The first fold: its model with the cross-validated number of rounds, and the fold's AUC at that round."""
-    cv = cross_validate(params, data)
-    t, _ = data.folds[0]
-    return refit(params, data.X[t], data.y[t], cv.rounds, data), cv.fold_aucs[0]
+    return fit_fold(params, data, data.folds[0])
 
 
 def _max_drop(booster: object, encoder: TenureModel, rows: pd.DataFrame, feature: str) -> float:
@@ -133,20 +130,16 @@ def test_monotone_constraints_hold_where_an_unconstrained_model_breaks_them(data
     assert max(monotone_violations(constrained, X, encoder.feature_names, SPEC.monotone).values()) == 0.0
 
 
-def test_cross_validation_stops_early_and_scores_the_fold_at_its_best_round(data: TrainData) -> None:
+def test_fit_fold_returns_the_best_iteration_and_its_validation_auc(data: TrainData) -> None:
     cfg = load_train_config()
-    params = {**lightgbm_params(cfg, SPEC), "learning_rate": 0.2}
-    cv = cross_validate(params, data)
+    booster, score = _fit({**lightgbm_params(cfg, SPEC), "learning_rate": 0.2}, data)
     v = data.folds[0][1]
-    assert 1 <= cv.rounds < data.n_estimators  # early stopping cut it
-    assert cv.best_iterations == [cv.rounds]
-    assert cv.fold_aucs[0] == pytest.approx(roc_auc_score(data.y[v], cv.oof_raw[v]), abs=1e-9)
-    booster, score = _fit(params, data)
-    assert booster.num_trees() == cv.rounds and score == cv.fold_aucs[0]
-    np.testing.assert_allclose(booster.predict(data.X[v], raw_score=True), cv.oof_raw[v])
-    again = cross_validate(params, data)
-    assert again.fold_aucs == cv.fold_aucs and again.rounds == cv.rounds
-    np.testing.assert_array_equal(again.oof_raw, cv.oof_raw)
+    assert 1 <= booster.best_iteration < data.n_estimators  # early stopping cut it
+    assert booster.num_trees() == booster.best_iteration  # trimmed to the best iteration
+    assert score == pytest.approx(roc_auc_score(data.y[v], booster.predict(data.X[v])), abs=1e-9)
+    again, score_again = _fit({**lightgbm_params(cfg, SPEC), "learning_rate": 0.2}, data)
+    assert score_again == score
+    np.testing.assert_array_equal(again.predict(data.X[v]), booster.predict(data.X[v]))
 
 
 @pytest.fixture(scope="module")
@@ -182,24 +175,22 @@ def test_same_seed_same_search_and_a_finished_study_resumes_without_new_trials(s
     assert extended.new_trials == 1 and extended.n_complete + extended.n_pruned == 4
 
 
-def test_pruning_stops_weak_trials_on_the_folds_mean_auc(small: TrainData, tmp_path: Path) -> None:
+def test_pruning_stops_weak_trials_after_a_fold(small: TrainData, tmp_path: Path) -> None:
     import optuna
 
     data = small
     db = tmp_path / "optuna.db"
-    result = _tune(data, db, seed=5, trials=8, study="p", startup_trials=1, warmup_rounds=10, report_every_rounds=5)
+    result = _tune(data, db, seed=5, trials=6, study="p", startup_trials=1, warmup_folds=1)
     assert result.n_pruned >= 1
     assert result.n_complete >= 1 and result.best_params is not None
     trials = optuna.load_study(study_name="p", storage=f"sqlite:///{db}").get_trials(deepcopy=False)
-    for t in trials:  # reports every 5 rounds; a pruned trial stopped at a report past the warm-up
+    for t in trials:  # a pruned trial stopped before its last fold; a complete one reported every fold
         steps = sorted(t.intermediate_values)
-        assert steps == list(range(5, 5 * len(steps) + 1, 5))
         if t.state == optuna.trial.TrialState.PRUNED:
-            assert steps[-1] >= 10
+            assert 1 <= steps[-1] < len(data.folds)
         else:
-            assert len(t.user_attrs["fold_roc_auc"]) == 3 and t.user_attrs["best_iteration"] <= data.n_estimators
+            assert steps == [1, 2, 3] and len(t.user_attrs["fold_roc_auc"]) == 3
             assert t.value == pytest.approx(np.mean(t.user_attrs["fold_roc_auc"]))
-            assert t.value >= max(t.intermediate_values.values()) - 1e-12  # the best round's mean
     off = _tune(data, db, seed=5, trials=2, study="q", enabled=False)
     assert off.n_pruned == 0
 
