@@ -6,7 +6,8 @@ answers differently (checked by Schemathesis in the test suite):
   `{loc, msg, type}`, as the guard sends it), not BentoML's string;
 - fields that may be null (`as_of: null`, a missing feature) are `nullable: true` (OpenAPI 3.0
   has no null type; BentoML drops JSON Schema's `{"type": "null"}` alternative);
-- request bodies of the scoring endpoints are required;
+- request bodies of the scoring endpoints are required, and an inlined one keeps `customer_id`'s
+  two forms (text or a non-negative integer) that BentoML cuts to the first;
 - `GET /model_info` and `POST /admin/reload` are documented.
 `OpenAPIDocument` is the ASGI middleware answering GET /docs.json with the fixed document (built once).
 Reads and writes nothing.
@@ -16,10 +17,13 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
-from serving.guard import ASGIApp, Receive, Scope, Send, respond
+from serving.guard import ASGIApp, Receive, Scope, Send, error_body, respond
+
+logger = logging.getLogger("bentoml.serve.tenure")
 
 ERROR_SCHEMA: dict[str, Any] = {
     "title": "ErrorResponse",
@@ -56,10 +60,6 @@ def _nullable(node: Any) -> Any:
     if not isinstance(node, dict):
         return node
     node = {k: _nullable(v) for k, v in node.items()}
-    if "default" in node and node["default"] is None and ("type" in node or "$ref" in node or "allOf" in node):
-        node["nullable"] = True  # BentoML drops the null alternative of an optional field; it is sent as null
-    if node.get("nullable") and isinstance(node.get("enum"), list) and None not in node["enum"]:
-        node["enum"] = [*node["enum"], None]  # an enum is checked before `nullable` by JSON Schema validators
     for key in ("anyOf", "oneOf"):
         options = node.get(key)
         if isinstance(options, list) and any(o == {"type": "null"} for o in options):
@@ -68,7 +68,23 @@ def _nullable(node: Any) -> Any:
             merged = {**rest[0], **node} if len(rest) == 1 else {**node, key: rest}
             merged["nullable"] = True
             node = merged
+    if "default" in node and node["default"] is None and ("type" in node or "$ref" in node or "allOf" in node):
+        node["nullable"] = True  # BentoML drops the null alternative of an optional field; it is sent as null
+    # after the merge above, so that `anyOf: [{enum}, {type: null}]` gets null in its enum too
+    if node.get("nullable") and isinstance(node.get("enum"), list) and None not in node["enum"]:
+        node["enum"] = [*node["enum"], None]  # an enum is checked before `nullable` by JSON Schema validators
     return node
+
+
+def _restore_customer_ref(body: dict[str, Any], components: dict[str, Any]) -> None:
+    """BentoML inlines a one-customer request body and keeps only the first alternative of
+    `customer_id` (a text reference), though the service also takes a non-negative integer: give
+    the inlined field the definition of the `CustomerRecord` component."""
+    ref = components.get("CustomerRecord", {}).get("properties", {}).get("customer_id")
+    for content in (body.get("content") or {}).values():
+        props = (content.get("schema") or {}).get("properties")
+        if ref is not None and isinstance(props, dict) and "customer_id" in props:
+            props["customer_id"] = copy.deepcopy(ref)
 
 
 def conform(spec: dict[str, Any], *, scoring_paths: tuple[str, ...], model_info_schema: str = "ModelInfoResponse",
@@ -92,6 +108,7 @@ def conform(spec: dict[str, Any], *, scoring_paths: tuple[str, ...], model_info_
             body = op.get("requestBody")
             if isinstance(body, dict) and path in scoring_paths:
                 body["required"] = True
+                _restore_customer_ref(body, components)
     if "/model_info" in paths and "post" in paths["/model_info"]:
         post = paths["/model_info"]["post"]
         get = {k: copy.deepcopy(v) for k, v in post.items() if k != "requestBody"}
@@ -125,5 +142,12 @@ class OpenAPIDocument:
             await self.app(scope, receive, send)
             return
         if self._body is None:
-            self._body = json.dumps(self.build()).encode()
+            try:
+                self._body = json.dumps(self.build()).encode()
+            except Exception:  # answer now and say why; the next request tries again
+                # (an exception escaping here left the request without an answer until BentoML's
+                # 60 s traffic timeout, which then could not cancel it: a hang, then a bare 500)
+                logger.exception("GET /docs.json: building the OpenAPI document failed")
+                await respond(send, 500, error_body("the OpenAPI document could not be built; see the server log"))
+                return
         await respond(send, 200, self._body)

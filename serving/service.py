@@ -26,6 +26,7 @@ worker's other requests (`/livez` included).
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
 import shutil
@@ -171,6 +172,12 @@ class Tenure:
         self.reloader: Reloader | None = None
         logging.getLogger("bentoml._internal.server.http_app").addFilter(_QuietValidationErrors())
         self.scorer, self.reloader = start_worker(CONFIG, load_settings(), worker=server_context.worker_index or 1)
+        try:  # before the reload thread starts: BentoML's generator looks at `sys.modules["fastapi"]`,
+            # which that thread's first registry call may be importing (then the document failed,
+            # "partially initialized module 'fastapi'", and GET /docs.json hung 60 s)
+            _openapi()
+        except Exception:
+            logger.exception("the OpenAPI document could not be built at start; GET /docs.json will try again")
         self.reloader.start()
 
     def __is_ready__(self) -> bool:
@@ -273,7 +280,9 @@ async def _docs(request: Request) -> Response:
     return RedirectResponse(url="/", status_code=307)
 
 
+@functools.cache
 def _openapi() -> dict[str, Any]:
+    """The published OpenAPI document (built once per worker: the routes do not change at run time)."""
     return conform(Tenure.openapi_spec.asdict(), scoring_paths=SCORING, admin_path=ADMIN[0])
 
 
