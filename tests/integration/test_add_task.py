@@ -5,7 +5,7 @@ A throwaway fifth task, `asset_return` (will a customer with an active lease end
 `tenure features build`, `tenure train`, `tenure promote` (the real gates), then the real service
 started with the same environment answers on the route generated from the spec,
 `/predict_asset_return`, with the spec's tiers and actions and the promoted version, lists it in
-/model_info, and scores it in /score with reasons worded from the spec.
+/model_info, documents it in its OpenAPI, and scores it in /score with reasons worded from the spec.
 """
 
 from __future__ import annotations
@@ -125,7 +125,8 @@ def test_the_service_serves_the_new_task_from_its_spec(added: dict[str, Any], se
     assert all(x["text_en"].endswith("asset-return risk.") for x in reasons)
     assert [m["task"] for m in info["models"]] == [TASK]
     doc = httpx.get(f"{server.url}/docs.json", timeout=30).json()  # documented from the spec
-    assert doc["paths"][f"/predict_{TASK}"]["post"]["description"].startswith("Asset return only:")
+    description = doc["paths"][f"/predict_{TASK}"]["post"]["description"]
+    assert description.startswith("Asset return only:") and spec.question in description
 
 
 def test_without_its_folder_the_task_is_refused_in_one_line(added: dict[str, Any]) -> None:
