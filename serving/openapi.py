@@ -6,8 +6,8 @@ answers differently (checked by Schemathesis in the test suite):
   `{loc, msg, type}`, as the guard sends it), not BentoML's string;
 - fields that may be null (`as_of: null`, a missing feature) are `nullable: true` (OpenAPI 3.0
   has no null type; BentoML drops JSON Schema's `{"type": "null"}` alternative);
-- request bodies of the scoring endpoints are required, and an inlined one keeps `customer_id`'s
-  two forms (text or a non-negative integer) that BentoML cuts to the first;
+- request bodies of the scoring endpoints are required, and an inlined one keeps its fields'
+  alternatives (`customer_id`: text or a non-negative integer), which BentoML cuts to the first;
 - `GET /model_info` and `POST /admin/reload` are documented.
 `OpenAPIDocument` is the ASGI middleware answering GET /docs.json with the fixed document (built once).
 Reads and writes nothing.
@@ -76,15 +76,17 @@ def _nullable(node: Any) -> Any:
     return node
 
 
-def _restore_customer_ref(body: dict[str, Any], components: dict[str, Any]) -> None:
-    """BentoML inlines a one-customer request body and keeps only the first alternative of
-    `customer_id` (a text reference), though the service also takes a non-negative integer: give
-    the inlined field the definition of the `CustomerRecord` component."""
-    ref = components.get("CustomerRecord", {}).get("properties", {}).get("customer_id")
+def _restore_inlined_fields(body: dict[str, Any], components: dict[str, Any]) -> None:
+    """BentoML inlines a request body's model and keeps only the first alternative of each field's
+    `anyOf` (for `customer_id` the text form, though the service also takes a non-negative
+    integer): give every field of an inlined body the definition in the component of its title."""
     for content in (body.get("content") or {}).values():
-        props = (content.get("schema") or {}).get("properties")
-        if ref is not None and isinstance(props, dict) and "customer_id" in props:
-            props["customer_id"] = copy.deepcopy(ref)
+        schema = content.get("schema") or {}
+        fields = (components.get(schema.get("title")) or {}).get("properties")
+        props = schema.get("properties")
+        if isinstance(props, dict) and isinstance(fields, dict):
+            for name in props.keys() & fields.keys():
+                props[name] = copy.deepcopy(fields[name])
 
 
 def conform(spec: dict[str, Any], *, scoring_paths: tuple[str, ...], model_info_schema: str = "ModelInfoResponse",
@@ -108,7 +110,7 @@ def conform(spec: dict[str, Any], *, scoring_paths: tuple[str, ...], model_info_
             body = op.get("requestBody")
             if isinstance(body, dict) and path in scoring_paths:
                 body["required"] = True
-                _restore_customer_ref(body, components)
+                _restore_inlined_fields(body, components)
     if "/model_info" in paths and "post" in paths["/model_info"]:
         post = paths["/model_info"]["post"]
         get = {k: copy.deepcopy(v) for k, v in post.items() if k != "requestBody"}

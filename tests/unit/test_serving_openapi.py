@@ -27,7 +27,8 @@ def test_an_inlined_request_body_keeps_both_forms_of_customer_id() -> None:
     ref = {"anyOf": [{"type": "string", "pattern": "^[A-Za-z0-9]+$"}, {"type": "integer", "minimum": 0}]}
     spec = {"components": {"schemas": {"CustomerRecord": {"type": "object", "properties": {"customer_id": ref}}}},
             "paths": {"/score": {"post": {"requestBody": {"content": {"application/json": {"schema": {
-                "type": "object", "properties": {"customer_id": {"type": "string", "pattern": "^[A-Za-z0-9]+$"}}}}}},
+                "type": "object", "title": "CustomerRecord",  # BentoML inlines the model under its title
+                "properties": {"customer_id": {"type": "string", "pattern": "^[A-Za-z0-9]+$"}}}}}},
                 "responses": {"200": {"description": "ok"}}}}}}
     out = conform(spec, scoring_paths=("/score",), admin_path=None)
     body = out["paths"]["/score"]["post"]["requestBody"]
