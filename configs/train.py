@@ -171,9 +171,13 @@ class TuningConfig(ShippedConfig):
             _check_param_names(list(point), f"start_points[{i}]")
         return self
 
+    def is_small(self, rows: int) -> bool:
+        """A development set of `rows` rows is a small table (smaller space, `small_table_threads`)."""
+        return rows < self.small_table_rows
+
     def space_for(self, rows: int) -> dict[str, ParamRange]:
         """The search space for a development set of `rows` rows."""
-        if rows < self.small_table_rows and self.small_search_space:
+        if self.is_small(rows) and self.small_search_space:
             return self.small_search_space
         return self.search_space
 
@@ -225,7 +229,7 @@ class TrainConfig(ShippedConfig):
 
     def for_rows(self, rows: int) -> TrainConfig:
         """This config with the LightGBM threads for a development set of `rows` rows."""
-        threads = self.small_table_threads if rows < self.tuning.small_table_rows else self.num_threads
+        threads = self.small_table_threads if self.tuning.is_small(rows) else self.num_threads
         return self if threads == self.num_threads else self.model_copy(update={"num_threads": threads})
 
 
