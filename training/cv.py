@@ -7,8 +7,9 @@ baseline, the tuned parameters) is judged the same way:
 - each fold fits on its training rows and stops early on its validation rows' ROC AUC
   (`early_stopping_rounds`, at most `n_estimators` rounds); the fold's AUC is the one at its best
   iteration, and the validation rows get out-of-fold raw scores from that fold's booster;
-- the CV estimate is the mean fold AUC; the number of rounds for the refit is the mean of the
-  folds' best iterations (not scaled up for the larger refit set: measured, scaling did not help);
+- the CV estimate is the mean fold AUC; `CVResult.rounds`, the mean of the folds' best
+  iterations, is where the refit's number of rounds starts (`training.train.refit_rounds` scales it
+  to the refit's rows for a random split);
 - the tuned parameters replace the defaults only when their CV mean is ahead by more than
   `margin` standard errors of the difference (`choose`): the larger of the spread of the per-fold
   differences / sqrt(k) and the paired bootstrap SE of the out-of-fold AUC difference (both
