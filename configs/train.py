@@ -160,6 +160,8 @@ class TuningConfig(ShippedConfig):
     # the first trials of a new study: LightGBM's defaults ({}) and other start points; a
     # parameter a point leaves out takes LightGBM's default, clipped into the searched range
     start_points: list[dict[str, bool | int | float | str]]
+    # the tuned model averages the raw scores of this many best trials' models (1: the best alone)
+    ensemble_size: int = Field(ge=1, le=50)
 
     @model_validator(mode="after")
     def _check(self) -> TuningConfig:

@@ -10,6 +10,9 @@ baseline, the tuned parameters) is judged the same way:
 - the CV estimate is the mean fold AUC; `CVResult.rounds`, the mean of the folds' best
   iterations, is where the refit's number of rounds starts (`training.train.refit_rounds` scales it
   to the refit's rows for a random split);
+- several candidates (the best trials) are judged together by the CV of their mean raw score
+  (`mean_cv`) and refitted into one booster whose raw score is exactly that mean
+  (`average_boosters`);
 - the tuned parameters replace the defaults only when their CV mean is ahead by more than
   `margin` standard errors of the difference (`choose`): the larger of the spread of the per-fold
   differences / sqrt(k) and the paired bootstrap SE of the out-of-fold AUC difference (both
@@ -141,6 +144,66 @@ def refit(params: dict[str, Any], X: np.ndarray, y: np.ndarray, rounds: int, dat
     booster = lgb.train(params, _dataset(X, y, data), num_boost_round=rounds)
     booster.best_iteration = booster.current_iteration()
     return booster
+
+
+def mean_cv(cvs: Sequence[CVResult], y: np.ndarray) -> CVResult:
+    """The CV of the mean raw score of several candidates judged on the same folds.
+
+    Each fold's AUC is recomputed on that fold's validation rows from the averaged out-of-fold
+    scores (members early-stopped on the fold as in their own CV); `best_iterations` are the
+    members' mean per fold (shown, not used: each member is refitted with its own rounds)."""
+    from sklearn.metrics import roc_auc_score
+
+    if len(cvs) == 1:
+        return cvs[0]
+    which = cvs[0].fold_of_row
+    if any(not np.array_equal(c.fold_of_row, which) for c in cvs):
+        raise ValueError("the candidates were not cross-validated on the same folds")
+    oof = np.mean([c.oof_raw for c in cvs], axis=0)
+    folds = range(len(cvs[0].fold_aucs))
+    aucs = [float(roc_auc_score(y[which == i], oof[which == i])) for i in folds]
+    iterations = [int(round(float(np.mean([c.best_iterations[i] for c in cvs])))) for i in folds]
+    return CVResult(fold_aucs=aucs, best_iterations=iterations, oof_raw=oof, fold_of_row=which)
+
+
+def average_boosters(boosters: Sequence[Any]) -> Any:
+    """One LightGBM booster whose raw score is exactly the mean of `boosters`' raw scores.
+
+    Binary models on the same features: every tree of every booster is kept, its leaf values and
+    internal node values divided by the number of boosters (the first tree of each holds its
+    starting score, so that is averaged too). One booster keeps everything downstream unchanged:
+    the saved artefact, LightGBM's fast single-row path in serving, and TreeSHAP contributions
+    (`pred_contrib`), which are linear in the leaf values and so the mean of the members'.
+    """
+    import re
+
+    import lightgbm as lgb
+
+    if len(boosters) == 1:
+        return boosters[0]
+    k = len(boosters)
+    texts = [b.model_to_string() for b in boosters]
+    head = texts[0].partition("\nTree=0\n")[0]
+    # tree_sizes (byte lengths for parallel loading) no longer hold; LightGBM parses without them
+    head = "\n".join(line for line in head.split("\n") if not line.startswith("tree_sizes="))
+    tail = texts[0].partition("end of trees")[2]
+    trees: list[str] = []
+    for text in texts:
+        if "num_tree_per_iteration=1\n" not in text:
+            raise ValueError("only single-output (binary) boosters can be averaged")
+        body = "Tree=0\n" + text.partition("\nTree=0\n")[2].partition("end of trees")[0]
+        for block in re.split(r"(?m)^Tree=\d+\n", body)[1:]:
+            lines = []
+            for line in block.strip().split("\n"):
+                key, eq, values = line.partition("=")
+                if eq and key in ("leaf_value", "internal_value"):
+                    line = f"{key}=" + " ".join(repr(float(v) / k) for v in values.split())
+                lines.append(line)
+            trees.append("\n".join(lines))
+    body = "".join(f"Tree={i}\n{tree}\n\n\n" for i, tree in enumerate(trees))
+    merged = lgb.Booster(model_str=f"{head}\n\n{body}end of trees{tail}")
+    merged.best_iteration = merged.current_iteration()
+    return merged
 
 
 def bootstrap_auc_se(y: np.ndarray, score: np.ndarray, seed: int, rounds: int = BOOTSTRAP_ROUNDS,

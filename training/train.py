@@ -8,11 +8,13 @@ How the model is made (`training.split`, `training.cv`): the test rows (the late
 stratified 20 % of a one-snapshot table) are kept apart; everything else is the development set,
 cut into folds (stratified k-fold, or expanding-window time-series folds with the label-horizon
 embargo). Each Optuna trial, the default-parameter baseline and the tuned parameters are judged
-by their CV mean ROC AUC (early stopping inside each fold); the tuned parameters are used only
-when they beat the baseline by more than `cv.choose_margin_se` standard errors. The calibration
-is chosen on the chosen candidate's out-of-fold scores (`training.evaluate.choose_oof_calibration`).
-The candidate is refitted on every development row with the CV's mean best iteration as its
-number of rounds; the test metrics come from that model. Then, with `refit: all` (the default for
+by their CV mean ROC AUC (early stopping inside each fold). The tuned model is the mean raw score
+of the `tuning.ensemble_size` best trials (`training.cv.mean_cv`: the CV of the averaged
+out-of-fold scores); it is used only when it beats the baseline by more than
+`cv.choose_margin_se` standard errors. The calibration is chosen on the chosen candidate's
+out-of-fold scores (`training.evaluate.choose_oof_calibration`). Each member is refitted on every
+development row with its CV's rounds (`refit_rounds`) and the members are averaged into one
+booster (`training.cv.average_boosters`); the test metrics come from that model. Then, with `refit: all` (the default for
 own tables), the registered model is refitted once more on every row, test rows included (tag
 `tenure.refit`: `non_test` or `all`); the test metrics stay those of the model that had not seen
 the test rows.
@@ -32,11 +34,13 @@ What the parent run holds (promotion, serving and monitoring read these names):
   calibrated), `baseline_valid_<m>`, `baseline_test_<m>` (default LightGBM parameters, chosen,
   calibrated and refitted the same way) for every metric in `training.evaluate.METRICS`;
   `cv_mean_roc_auc`, `cv_std_roc_auc`, `cv_se_roc_auc`, `fold_<i>_roc_auc`, `baseline_cv_mean_roc_auc`,
-  `tuned_cv_mean_roc_auc`, `best_iteration` (the refit's rounds); each trial's nested run has its
+  `tuned_cv_mean_roc_auc` (the ensemble's), `tuned_best_trial_cv_mean_roc_auc`, `ensemble_size`,
+  `best_iteration` (the CV's mean rounds), `refit_rounds` (the refit's, per member); each trial's nested run has its
   per-fold AUCs;
 - tags `tenure.task`, `tenure.model_name`, `tenure.featureset_path`, `tenure.featureset_hash`,
   `tenure.split` (development span as `train`, out-of-fold span as `valid`, `test`, `folds`),
-  `tenure.best_trial`, `tenure.chosen`, `tenure.calibration`, `tenure.refit`, `tenure.git_commit`,
+  `tenure.best_trial`, `tenure.ensemble` (the members' trial numbers, best first; [] for the
+  baseline), `tenure.chosen`, `tenure.calibration`, `tenure.refit`, `tenure.git_commit`,
   `tenure.seed` (and `tenure.columns`, `tenure.study`, `tenure.registered_version`).
 
 Tasks with monotone constraints (default risk: more days past due, late payments and debt never
@@ -68,7 +72,16 @@ from models import LabelSpec, TaskSpec, Tier, load_spec, task_names
 from models.artifact import Calibration, TenureModel
 from models.layout import CHALLENGER, TAG_RUN_ID
 from models.metrics import binary_metrics
-from training.cv import CVResult, TrainData, choose, cross_validate, passive_openmp, refit
+from training.cv import (
+    CVResult,
+    TrainData,
+    average_boosters,
+    choose,
+    cross_validate,
+    mean_cv,
+    passive_openmp,
+    refit,
+)
 from training.evaluate import choose_oof_calibration
 from training.split import Split, split_featureset
 
@@ -260,25 +273,43 @@ def _log_datasets(split: Split, fs: FeatureSet, spec: TaskSpec, path: Path) -> N
             mlflow.log_input(ds, context=part)
 
 
+Member = tuple[dict[str, Any], CVResult]  # one parameter set and its CV
+
+
 @dataclass
 class Candidate:
-    """One parameter set judged by CV, calibrated on its out-of-fold scores, refitted on the development rows."""
+    """A model judged by CV, calibrated on its out-of-fold scores, refitted on the development rows.
 
-    params: dict[str, Any]
+    One parameter set (the baseline, or the tuned model with `tuning.ensemble_size: 1`), or the
+    mean raw score of several (`members`, the best trials): `cv` is then the CV of that mean."""
+
+    members: list[Member]
     cv: CVResult
     calibration: Calibration
     calibration_scores: dict[str, float]
-    booster: Any  # refitted on every development row with the CV's rounds
+    booster: Any  # refitted on every development row with the CV's rounds (each member its own)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The first (best) member's parameters."""
+        return self.members[0][0]
 
 
-def _candidate(params: dict[str, Any], cv: CVResult, data: TrainData, cfg: TrainConfig,
-               split_kind: str) -> Candidate:
+def _candidate(members: list[Member], data: TrainData, cfg: TrainConfig, split_kind: str) -> Candidate:
+    cv = mean_cv([c for _, c in members], data.y)
     mask = cv.validated
     calibration, scores = choose_oof_calibration(
         cv.oof_raw[mask], data.y[mask], cv.fold_of_row[mask], cfg.calibration.methods,
         isotonic_min_rows=cfg.calibration.isotonic_min_rows, max_auc_loss=cfg.calibration.max_auc_loss)
-    return Candidate(params, cv, calibration, scores,
-                     refit(params, data.X, data.y, refit_rounds(cv, data, len(data.y), cfg, split_kind), data))
+    return Candidate(members, cv, calibration, scores,
+                     refit_members(members, data.X, data.y, data, cfg, split_kind))
+
+
+def refit_members(members: list[Member], X: np.ndarray, y: np.ndarray, data: TrainData,  # noqa: N803
+                  cfg: TrainConfig, split_kind: str) -> Any:
+    """Each member refitted on `X`, `y` with its own CV's rounds (`refit_rounds`), averaged into one booster."""
+    return average_boosters([refit(params, X, y, refit_rounds(cv, data, len(y), cfg, split_kind), data)
+                             for params, cv in members])
 
 
 def refit_rounds(cv: CVResult, data: TrainData, rows: int, cfg: TrainConfig, split_kind: str) -> int:
@@ -402,14 +433,18 @@ def train_task(task_or_spec: str | TaskSpec, featureset_path: Path | str, cfg: T
             mlflow.set_tags({"tenure.finalised_in": elsewhere["run_id"], "tenure.registered_version": elsewhere["version"]})
             return TrainResult(**elsewhere)
         baseline_cv = cross_validate(base, data)
-        tuned_cv = None
-        if tuned.best_params is not None:  # the same folds and deterministic LightGBM: the trial's own CV
-            tuned_cv = tuned.best_cv or cross_validate({**base, **tuned.best_params}, data)
+        # the tuned model: the best `tuning.ensemble_size` trials, averaged (the same folds and
+        # deterministic LightGBM: a trial this process ran keeps its own CV, others are rerun)
+        members: list[Member] = [({**base, **params}, tuned.cvs.get(number) or cross_validate({**base, **params}, data))
+                                 for number, params, _ in tuned.top]
+        tuned_cv = mean_cv([c for _, c in members], y_dev) if members else None
         chosen, se = choose(tuned_cv, baseline_cv, y_dev, cfg.cv.choose_margin_se, cfg.seed)
-        baseline = _candidate(base, baseline_cv, data, cfg, split.kind)
-        final = baseline if chosen == "baseline" else \
-            _candidate({**base, **(tuned.best_params or {})}, tuned_cv, data, cfg, split.kind)  # type: ignore[arg-type]
+        baseline = _candidate([(base, baseline_cv)], data, cfg, split.kind)
+        final = baseline if chosen == "baseline" else _candidate(members, data, cfg, split.kind)
         final_params, calibration, cv = final.params, final.calibration, final.cv
+        ensemble = [{"trial": number, "cv_mean_roc_auc": value, "rounds": c.rounds, "params": params}
+                    for (number, params, value), (_, c) in zip(tuned.top, members, strict=True)] \
+            if chosen == "tuned" else []
         oof = cv.validated
         probs = {"valid": calibration(cv.oof_raw[oof]), "test": calibration(final.booster.predict(X_test, raw_score=True))}
         base_probs = {"valid": baseline.calibration(baseline_cv.oof_raw[baseline_cv.validated]),
@@ -422,8 +457,8 @@ def train_task(task_or_spec: str | TaskSpec, featureset_path: Path | str, cfg: T
         # the test metrics are recorded: refit on every row if asked (same calibration; rounds
         # scaled to the rows as `lightgbm.refit_rounds` says)
         if refit_on == "all":
-            booster = refit(final_params, np.vstack([X_dev, X_test]), np.concatenate([y_dev, y_test]),
-                            refit_rounds(cv, data, len(y_dev) + len(y_test), cfg, split.kind), data)
+            booster = refit_members(final.members, np.vstack([X_dev, X_test]), np.concatenate([y_dev, y_test]),
+                                    data, cfg, split.kind)
             trained_rows = pd.concat([split.train, split.test])
         else:
             booster, trained_rows = final.booster, split.train
@@ -444,7 +479,9 @@ def train_task(task_or_spec: str | TaskSpec, featureset_path: Path | str, cfg: T
                  "baseline_cv_mean_roc_auc": baseline_cv.mean, "baseline_cv_std_roc_auc": baseline_cv.std,
                  "tuned_cv_mean_roc_auc": tuned_cv.mean if tuned_cv is not None else float("nan"),
                  **{f"fold_{i}_roc_auc": a for i, a in enumerate(cv.fold_aucs)},
-                 "best_iteration": float(cv.rounds), "refit_rounds": float(booster.num_trees()),
+                 "best_iteration": float(cv.rounds), "ensemble_size": float(len(final.members)),
+                 "refit_rounds": booster.num_trees() / len(final.members),
+                 "tuned_best_trial_cv_mean_roc_auc": tuned.best_value if tuned.best_value is not None else float("nan"),
                  "n_trials_complete": float(tuned.n_complete), "n_trials_pruned": float(tuned.n_pruned),
                  "train_rows": float(len(trained_rows)), "train_positive_rate": float(y_dev.mean()),
                  "test_positive_rate": float(y_test.mean()),
@@ -454,9 +491,12 @@ def train_task(task_or_spec: str | TaskSpec, featureset_path: Path | str, cfg: T
             mlflow.log_params({f"best_{k}": v for k, v in tuned.best_params.items()})
         mlflow.set_tags({"tenure.best_trial": str(tuned.best_trial) if tuned.best_trial is not None else "none",
                          "tenure.chosen": chosen, "tenure.calibration": calibration.method,
-                         "tenure.best_params": json.dumps(tuned.best_params or {})})
+                         "tenure.best_params": json.dumps(tuned.best_params or {}),
+                         "tenure.ensemble": json.dumps([m["trial"] for m in ensemble])})
         tuned_text = f"{tuned_cv.mean:.4f}" if tuned_cv is not None else "none"
-        say(f"{name}: chose the {chosen} parameters (CV AUC tuned {tuned_text} vs baseline {baseline_cv.mean:.4f}, "
+        what = (f"the tuned model (mean of the {len(members)} best trials, {[m['trial'] for m in ensemble]})"
+                if chosen == "tuned" and len(members) > 1 else f"the {chosen} parameters")
+        say(f"{name}: chose {what} (CV AUC tuned {tuned_text} vs baseline {baseline_cv.mean:.4f}, "
             f"SE {se:.4f}), {cv.rounds} rounds, calibration {calibration.method}; test AUC "
             f"{metrics['test']['roc_auc']:.4f} (baseline {metrics['baseline_test']['roc_auc']:.4f})")
 
@@ -465,7 +505,8 @@ def train_task(task_or_spec: str | TaskSpec, featureset_path: Path | str, cfg: T
             meta={"task": spec.name, "model_name": name, "run_id": run_id, "featureset_path": str(path),
                   "featureset_hash": fs.content_hash, "id_column": fs.id_column, "time_column": fs.time_column,
                   "label": fs.label, "group_columns": cols["groups"], "split": split_desc, "chosen": chosen,
-                  "params": final_params, "best_iteration": int(booster.best_iteration), "refit": refit_on,
+                  "params": final_params, "ensemble": ensemble,
+                  "best_iteration": int(booster.best_iteration), "refit": refit_on,
                   "cv_mean_roc_auc": cv.mean, "git_commit": commit,
                   "seed": cfg.seed, "trained_at": pd.Timestamp.now(tz="UTC").isoformat()},
         )
@@ -485,7 +526,7 @@ def train_task(task_or_spec: str | TaskSpec, featureset_path: Path | str, cfg: T
             (tmp / "evaluation" / "metrics.json").write_text(json.dumps({
                 **metrics, "chosen": chosen, "calibration": calibration.to_dict(),
                 "calibration_oof": final.calibration_scores, "best_trial": tuned.best_trial,
-                "best_params": tuned.best_params, "final_params": final_params,
+                "best_params": tuned.best_params, "final_params": final_params, "ensemble": ensemble,
                 "cv": {"chosen": _cv_summary(cv), "baseline": _cv_summary(baseline_cv),
                        "tuned": _cv_summary(tuned_cv) if tuned_cv is not None else None, "se": se,
                        "choose_margin_se": cfg.cv.choose_margin_se},

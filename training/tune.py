@@ -10,7 +10,9 @@ nested run per trial (searched params, `fold_<i>_roc_auc`, `cv_mean_roc_auc`, `c
 The objective is the CV mean ROC AUC of `training.cv.cross_validate` with the trial's
 parameters; after each fold the running mean is reported to the pruner (step = folds done), so a
 weak trial stops after `pruning.warmup_folds` folds instead of running all of them. No training
-code lives here. A new study's first trials are `tuning.start_points` (LightGBM's defaults and a
+code lives here. The result names the study's `tuning.ensemble_size` best complete trials (any
+worker's) and keeps the out-of-fold scores of those this process ran, so the ensemble of
+`training.train` reruns none of them. A new study's first trials are `tuning.start_points` (LightGBM's defaults and a
 strongly regularised point, clipped into the searched ranges), so the search starts from
 ground at least as good as the defaults on the CV estimate.
 
@@ -28,7 +30,7 @@ finished ones depends on timing).
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -51,6 +53,11 @@ class TuneResult:
     n_pruned: int
     new_trials: int  # trials run by this call
     best_cv: Any = None  # the best trial's `training.cv.CVResult` when this process ran it (saves a rerun)
+    # the best `tuning.ensemble_size` complete trials of the study (every worker's), best first:
+    # (trial number, searched parameters, CV mean ROC AUC)
+    top: list[tuple[int, dict[str, Any], float]] = field(default_factory=list)
+    # trial number -> `training.cv.CVResult` of the best trials this process ran
+    cvs: dict[int, Any] = field(default_factory=dict)
 
 
 def suggest(trial: Any, space: dict[str, ParamRange]) -> dict[str, Any]:
@@ -105,6 +112,7 @@ def open_study(cfg: TrainConfig, storage_url: str, study_name: str, worker: str 
     from training.study import open_study as open_shared
 
     def sampler(seed: int) -> Any:
+        # Optuna 5's TPE is multivariate by default for one objective (`multivariate=True` changes nothing)
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=cfg.tuning.sampler_startup_trials,
                                           constant_liar=True)
 
@@ -152,7 +160,9 @@ def tune(data: TrainData, base_params: dict[str, Any], cfg: TrainConfig, storage
         parent_run_id = mlflow.active_run().info.run_id
     log_trials = mlflow is not None and parent_run_id is not None
 
-    best_here: dict[str, Any] = {}  # the best trial this process ran, with its out-of-fold scores
+    # the best trials this process ran, with their out-of-fold scores: trial number -> CVResult
+    keep = max(1, cfg.tuning.ensemble_size)
+    best_here: dict[int, Any] = {}
 
     def objective(trial: optuna.Trial) -> float:
         params = {**base_params, **suggest(trial, space)}
@@ -169,8 +179,9 @@ def tune(data: TrainData, base_params: dict[str, Any], cfg: TrainConfig, storage
             cv = cross_validate(params, data, after_fold=report)
             trial.set_user_attr("fold_roc_auc", cv.fold_aucs)
             trial.set_user_attr("best_iteration", cv.rounds)
-            if best_here.get("cv") is None or cv.mean > best_here["cv"].mean:
-                best_here.update(cv=cv, number=trial.number)
+            best_here[trial.number] = cv
+            if len(best_here) > keep:
+                del best_here[min(best_here, key=lambda n: (best_here[n].mean, -n))]
             return cv
 
         if not log_trials:
@@ -209,14 +220,25 @@ def tune(data: TrainData, base_params: dict[str, Any], cfg: TrainConfig, storage
         best = study.best_trial
     except ValueError:
         best = None
+    top = _top_trials(study, keep)
     return TuneResult(
         study_name=study_name, storage_url=storage_url,
         best_params=dict(best.params) if best is not None else None,
         best_value=float(best.value) if best is not None else None,
         best_trial=best.number if best is not None else None,
         n_complete=complete, n_pruned=pruned_n, new_trials=complete + pruned_n - before,
-        best_cv=best_here.get("cv") if best is not None and best_here.get("number") == best.number else None,
+        best_cv=best_here.get(best.number) if best is not None else None,
+        top=top, cvs={n: best_here[n] for n, _, _ in top if n in best_here},
     )
+
+
+def _top_trials(study: Any, k: int) -> list[tuple[int, dict[str, Any], float]]:
+    """The `k` complete trials with the highest CV mean (earlier trial first on a tie), best first."""
+    from optuna.trial import TrialState
+
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
+    done.sort(key=lambda t: (-float(t.value), t.number))
+    return [(t.number, dict(t.params), float(t.value)) for t in done[:k]]
 
 
 # ---- a child trial worker (`training.study.TrialWorkers` starts `python -m training.tune JOB INDEX`) ----

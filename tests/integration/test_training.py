@@ -443,6 +443,18 @@ def test_own_table_is_cross_validated_and_the_registered_model_is_refitted_on_ev
             assert {f"fold_{i}_roc_auc" for i in range(5)} <= set(trial.data.metrics)
             assert trial.data.metrics["cv_mean_roc_auc"] == pytest.approx(
                 np.mean([trial.data.metrics[f"fold_{i}_roc_auc"] for i in range(5)]))
+    # the tuned model is the mean of the best trials (tuning.ensemble_size 5; 3 ran): each
+    # refitted on every row with its own CV rounds scaled to the rows, in one booster
+    saved = json.loads((local / "evaluation" / "metrics.json").read_text())
+    complete = sorted((t for t in trials if t.data.tags["tenure.trial_state"] == "complete"),
+                      key=lambda t: (-t.data.metrics["cv_mean_roc_auc"], int(t.data.params["trial_number"])))
+    if tags["tenure.chosen"] == "tuned":
+        assert [m["trial"] for m in saved["ensemble"]] == [int(t.data.params["trial_number"]) for t in complete]
+        assert json.loads(tags["tenure.ensemble"]) == [m["trial"] for m in saved["ensemble"]]
+        rounds = [round(m["rounds"] * n / np.mean([f["rows"]["train"] for f in split["folds"]])) for m in saved["ensemble"]]
+        assert model.booster.num_trees() == sum(rounds) and metrics["ensemble_size"] == len(complete)
+    else:
+        assert saved["ensemble"] == [] and metrics["ensemble_size"] == 1
 
 
 # ---- the synthetic generator, all three tasks ----------------------------------------------------
