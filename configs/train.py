@@ -160,8 +160,14 @@ class TuningConfig(ShippedConfig):
     # the first trials of a new study: LightGBM's defaults ({}) and other start points; a
     # parameter a point leaves out takes LightGBM's default, clipped into the searched range
     start_points: list[dict[str, bool | int | float | str]]
-    # the tuned model averages the raw scores of this many best trials' models (1: the best alone)
+    # the tuned model averages the raw scores of this many best trials' models (1: the best alone),
+    # never more than `ensemble_share` of the finished (complete or pruned) trials, at least one
     ensemble_size: int = Field(ge=1, le=50)
+    ensemble_share: float = Field(gt=0, le=1)
+
+    def ensemble_members(self, finished: int) -> int:
+        """How many of the best trials the tuned model averages when `finished` trials ran."""
+        return max(1, min(self.ensemble_size, int(finished * self.ensemble_share)))
 
     @model_validator(mode="after")
     def _check(self) -> TuningConfig:

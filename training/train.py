@@ -9,7 +9,8 @@ stratified 20 % of a one-snapshot table) are kept apart; everything else is the 
 cut into folds (stratified k-fold, or expanding-window time-series folds with the label-horizon
 embargo). Each Optuna trial, the default-parameter baseline and the tuned parameters are judged
 by their CV mean ROC AUC (early stopping inside each fold). The tuned model is the mean raw score
-of the `tuning.ensemble_size` best trials (`training.cv.mean_cv`: the CV of the averaged
+of the `tuning.ensemble_size` best trials (at most `tuning.ensemble_share` of the complete ones;
+`training.cv.mean_cv`: the CV of the averaged
 out-of-fold scores); it is used only when it beats the baseline by more than
 `cv.choose_margin_se` standard errors. The calibration is chosen on the chosen candidate's
 out-of-fold scores (`training.evaluate.choose_oof_calibration`). Each member is refitted on every
@@ -433,7 +434,7 @@ def train_task(task_or_spec: str | TaskSpec, featureset_path: Path | str, cfg: T
             mlflow.set_tags({"tenure.finalised_in": elsewhere["run_id"], "tenure.registered_version": elsewhere["version"]})
             return TrainResult(**elsewhere)
         baseline_cv = cross_validate(base, data)
-        # the tuned model: the best `tuning.ensemble_size` trials, averaged (the same folds and
+        # the tuned model: the best trials (`tuning.ensemble_size` / `ensemble_share`), averaged (the same folds and
         # deterministic LightGBM: a trial this process ran keeps its own CV, others are rerun)
         members: list[Member] = [({**base, **params}, tuned.cvs.get(number) or cross_validate({**base, **params}, data))
                                  for number, params, _ in tuned.top]

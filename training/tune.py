@@ -10,8 +10,8 @@ nested run per trial (searched params, `fold_<i>_roc_auc`, `cv_mean_roc_auc`, `c
 The objective is the CV mean ROC AUC of `training.cv.cross_validate` with the trial's
 parameters; after each fold the running mean is reported to the pruner (step = folds done), so a
 weak trial stops after `pruning.warmup_folds` folds instead of running all of them. No training
-code lives here. The result names the study's `tuning.ensemble_size` best complete trials (any
-worker's) and keeps the out-of-fold scores of those this process ran, so the ensemble of
+code lives here. The result names the study's best complete trials (`tuning.ensemble_size`, at
+most `tuning.ensemble_share` of them; any worker's) and keeps the out-of-fold scores of those this process ran, so the ensemble of
 `training.train` reruns none of them. A new study's first trials are `tuning.start_points` (LightGBM's defaults and a
 strongly regularised point, clipped into the searched ranges), so the search starts from
 ground at least as good as the defaults on the CV estimate.
@@ -53,7 +53,7 @@ class TuneResult:
     n_pruned: int
     new_trials: int  # trials run by this call
     best_cv: Any = None  # the best trial's `training.cv.CVResult` when this process ran it (saves a rerun)
-    # the best `tuning.ensemble_size` complete trials of the study (every worker's), best first:
+    # the best complete trials of the study (every worker's; `TuningConfig.ensemble_members`), best first:
     # (trial number, searched parameters, CV mean ROC AUC)
     top: list[tuple[int, dict[str, Any], float]] = field(default_factory=list)
     # trial number -> `training.cv.CVResult` of the best trials this process ran
@@ -220,7 +220,7 @@ def tune(data: TrainData, base_params: dict[str, Any], cfg: TrainConfig, storage
         best = study.best_trial
     except ValueError:
         best = None
-    top = _top_trials(study, keep)
+    top = _top_trials(study, cfg.tuning.ensemble_members(complete + pruned_n))
     return TuneResult(
         study_name=study_name, storage_url=storage_url,
         best_params=dict(best.params) if best is not None else None,

@@ -407,7 +407,10 @@ def test_own_table_is_cross_validated_and_the_registered_model_is_refitted_on_ev
     (tmp_path / "ds.yaml").write_text("name: own_cv\npath: customers.csv\ntarget: left\npositive_label: 'yes'\n"
                                       "id_column: account\n")
     home = tmp_path / "home"
-    res = invoke(["train", "--dataset-config", str(tmp_path / "ds.yaml"), "--trials", "3"], home)
+    # every trial in the ensemble (3 of the 5 of ensemble_size), not just the best fifth of them
+    (tmp_path / "train.yaml").write_text("tuning:\n  ensemble_share: 1.0\n")
+    res = invoke(["train", "--dataset-config", str(tmp_path / "ds.yaml"), "--trials", "3",
+                  "--config", str(tmp_path / "train.yaml")], home)
     assert res.exit_code == 0, res.output
     result = last_json(res.stdout)
     uri = Settings(home=home).tracking_uri
@@ -443,7 +446,7 @@ def test_own_table_is_cross_validated_and_the_registered_model_is_refitted_on_ev
             assert {f"fold_{i}_roc_auc" for i in range(5)} <= set(trial.data.metrics)
             assert trial.data.metrics["cv_mean_roc_auc"] == pytest.approx(
                 np.mean([trial.data.metrics[f"fold_{i}_roc_auc"] for i in range(5)]))
-    # the tuned model is the mean of the best trials (tuning.ensemble_size 5; 3 ran): each
+    # the tuned model is the mean of the best trials (tuning.ensemble_size 5; 3 ran, all taken): each
     # refitted on every row with its own CV rounds scaled to the rows, in one booster
     saved = json.loads((local / "evaluation" / "metrics.json").read_text())
     complete = sorted((t for t in trials if t.data.tags["tenure.trial_state"] == "complete"),

@@ -108,7 +108,7 @@ def test_the_search_returns_its_best_trials_with_their_cross_validations(tmp_pat
     data = _data(X, y, k=3)
     cfg = load_train_config(trials=6, seed=2)
     cfg = cfg.model_copy(update={"tuning": cfg.tuning.model_copy(update={
-        "ensemble_size": 3, "sampler_startup_trials": 2,
+        "ensemble_size": 3, "ensemble_share": 0.5, "sampler_startup_trials": 2,
         "pruning": cfg.tuning.pruning.model_copy(update={"enabled": False})})})
     base = lightgbm_params(cfg, load_spec("churn"))
     result = tune(data, base, cfg, f"sqlite:///{tmp_path / 'o.db'}", "ens", log_trials=False)
@@ -124,3 +124,18 @@ def test_the_search_returns_its_best_trials_with_their_cross_validations(tmp_pat
         assert result.cvs[number].mean == pytest.approx(value)
     number, params, _ = result.top[2]
     np.testing.assert_allclose(cross_validate({**base, **params}, data).oof_raw, result.cvs[number].oof_raw)
+
+
+@pytest.mark.parametrize(("finished", "members"), [(25, 5), (60, 5), (12, 2), (6, 1), (3, 1), (0, 1)])
+def test_the_ensemble_takes_at_most_a_fifth_of_the_trials_run(finished: int, members: int) -> None:
+    tuning = load_train_config().tuning
+    assert (tuning.ensemble_size, tuning.ensemble_share) == (5, 0.2)
+    assert tuning.ensemble_members(finished) == members
+
+
+def test_a_short_search_keeps_its_best_trial_alone(tmp_path: Path) -> None:
+    X, y = _table(800, seed=6)  # noqa: N806
+    cfg = load_train_config(trials=4, seed=1)
+    base = lightgbm_params(cfg, load_spec("churn"))
+    result = tune(_data(X, y, k=3), base, cfg, f"sqlite:///{tmp_path / 'o.db'}", "short", log_trials=False)
+    assert [n for n, _, _ in result.top] == [result.best_trial]
