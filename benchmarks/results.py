@@ -1,4 +1,7 @@
-"""Writing benchmark results: `benchmarks/results/<name>.json` and `<name>.md`, with the machine."""
+"""Writing benchmark results: `benchmarks/results/<name>.json` and `<name>.md`, with the machine.
+
+A rerun rewrites both files, except the notes people add to `<name>.md` below the line `NOTES_MARKER`
+(before/after tables, what a result means): they are kept, after the new table."""
 
 from __future__ import annotations
 
@@ -20,12 +23,20 @@ def machine() -> dict:
     }
 
 
-def write_results(name: str, result: dict, markdown_table: str) -> Path:
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+NOTES_MARKER = "<!-- notes: kept when the benchmark reruns -->"
+
+
+def write_results(name: str, result: dict, markdown_table: str, directory: Path | None = None) -> Path:
+    folder = directory or RESULTS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
     payload = {**result, "machine": machine()}
-    (RESULTS_DIR / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
+    (folder / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
     m = payload["machine"]
-    (RESULTS_DIR / f"{name}.md").write_text(
+    md = folder / f"{name}.md"
+    notes = ""
+    if md.exists() and NOTES_MARKER in (old := md.read_text()):
+        notes = "\n" + NOTES_MARKER + old.split(NOTES_MARKER, 1)[1]
+    md.write_text(
         f"# Benchmark: {name}\n\n{result.get('description', '')}\n\n{markdown_table}\n\n"
-        f"Measured {m['measured_at']} on {m['cpus']} CPUs, Python {m['python']}, {m['platform']}.\n")
-    return RESULTS_DIR / f"{name}.json"
+        f"Measured {m['measured_at']} on {m['cpus']} CPUs, Python {m['python']}, {m['platform']}.\n{notes}")
+    return folder / f"{name}.json"
