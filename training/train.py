@@ -9,13 +9,13 @@ stratified 20 % of a one-snapshot table) are kept apart; everything else is the 
 cut into folds (stratified k-fold, or expanding-window time-series folds with the label-horizon
 embargo). Each Optuna trial, the default-parameter baseline and the tuned parameters are judged
 by their CV mean ROC AUC (early stopping inside each fold). The tuned model is the mean raw score
-of the `tuning.ensemble_size` best trials (at most `tuning.ensemble_share` of the complete ones;
-`training.cv.mean_cv`: the CV of the averaged
-out-of-fold scores); it is used only when it beats the baseline by more than
-`cv.choose_margin_se` standard errors. The calibration is chosen on the chosen candidate's
-out-of-fold scores (`training.evaluate.choose_oof_calibration`). Each member is refitted on every
-development row with its CV's rounds (`refit_rounds`) and the members are averaged into one
-booster (`training.cv.average_boosters`); the test metrics come from that model. Then, with `refit: all` (the default for
+of the `tuning.ensemble_size` best trials (at most `tuning.ensemble_share` of the finished ones),
+judged by the CV of the averaged out-of-fold scores (`training.cv.mean_cv`); it is used only when
+it beats the baseline by more than `cv.choose_margin_se` standard errors. The calibration is
+chosen on the chosen candidate's out-of-fold scores (`training.evaluate.choose_oof_calibration`).
+Each member is refitted on every development row with its CV's rounds (`refit_rounds`) and the
+members are averaged into one booster (`training.cv.average_boosters`); the test metrics come
+from that model. Then, with `refit: all` (the default for
 own tables), the registered model is refitted once more on every row, test rows included (tag
 `tenure.refit`: `non_test` or `all`); the test metrics stay those of the model that had not seen
 the test rows.
