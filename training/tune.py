@@ -46,18 +46,33 @@ TRIAL_STATE_TAG = "tenure.trial_state"
 class TuneResult:
     study_name: str
     storage_url: str
-    best_params: dict[str, Any] | None  # the searched parameters of the best trial (None: no trial completed)
-    best_value: float | None  # its CV mean ROC AUC
-    best_trial: int | None
     n_complete: int
     n_pruned: int
     new_trials: int  # trials run by this call
-    best_cv: Any = None  # the best trial's `training.cv.CVResult` when this process ran it (saves a rerun)
     # the best complete trials of the study (every worker's; `TuningConfig.ensemble_members`), best first:
-    # (trial number, searched parameters, CV mean ROC AUC)
+    # (trial number, searched parameters, CV mean ROC AUC); empty when no trial completed
     top: list[tuple[int, dict[str, Any], float]] = field(default_factory=list)
-    # trial number -> `training.cv.CVResult` of the best trials this process ran
+    # trial number -> `training.cv.CVResult` of the best trials this process ran (saves a rerun)
     cvs: dict[int, Any] = field(default_factory=dict)
+
+    @property
+    def best_trial(self) -> int | None:
+        return self.top[0][0] if self.top else None
+
+    @property
+    def best_params(self) -> dict[str, Any] | None:
+        """The searched parameters of the best trial (None: no trial completed)."""
+        return self.top[0][1] if self.top else None
+
+    @property
+    def best_value(self) -> float | None:
+        """The best trial's CV mean ROC AUC."""
+        return self.top[0][2] if self.top else None
+
+    @property
+    def best_cv(self) -> Any:
+        """The best trial's `training.cv.CVResult` when this process ran it, else None."""
+        return self.cvs.get(self.best_trial) if self.top else None
 
 
 def suggest(trial: Any, space: dict[str, ParamRange]) -> dict[str, Any]:
@@ -161,7 +176,7 @@ def tune(data: TrainData, base_params: dict[str, Any], cfg: TrainConfig, storage
     log_trials = mlflow is not None and parent_run_id is not None
 
     # the best trials this process ran, with their out-of-fold scores: trial number -> CVResult
-    keep = max(1, cfg.tuning.ensemble_size)
+    keep = cfg.tuning.ensemble_size
     best_here: dict[int, Any] = {}
 
     def objective(trial: optuna.Trial) -> float:
@@ -216,18 +231,10 @@ def tune(data: TrainData, base_params: dict[str, Any], cfg: TrainConfig, storage
         shared.run_trials(study, objective, cfg.tuning.timeout_seconds)
         children.wait()
     complete, pruned_n = _finished(study)
-    try:
-        best = study.best_trial
-    except ValueError:
-        best = None
     top = _top_trials(study, cfg.tuning.ensemble_members(complete + pruned_n))
     return TuneResult(
         study_name=study_name, storage_url=storage_url,
-        best_params=dict(best.params) if best is not None else None,
-        best_value=float(best.value) if best is not None else None,
-        best_trial=best.number if best is not None else None,
         n_complete=complete, n_pruned=pruned_n, new_trials=complete + pruned_n - before,
-        best_cv=best_here.get(best.number) if best is not None else None,
         top=top, cvs={n: best_here[n] for n, _, _ in top if n in best_here},
     )
 

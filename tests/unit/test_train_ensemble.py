@@ -115,7 +115,7 @@ def test_the_search_returns_its_best_trials_with_their_cross_validations(tmp_pat
     study = optuna.load_study(study_name="ens", storage=f"sqlite:///{tmp_path / 'o.db'}")
     done = sorted((t for t in study.get_trials() if t.state == TrialState.COMPLETE), key=lambda t: (-t.value, t.number))
     assert [n for n, _, _ in result.top] == [t.number for t in done[:3]]
-    assert result.top[0][0] == result.best_trial and result.top[0][1] == result.best_params
+    assert (result.best_trial, result.best_params) == (study.best_trial.number, study.best_trial.params)
     values = [v for _, _, v in result.top]
     assert values == sorted(values, reverse=True)
     # every one ran in this process: its CV (with out-of-fold scores) comes back, equal to a rerun
