@@ -109,3 +109,32 @@ def compare(
     report = compare_shadow(resolved.prediction_log_target, task, since=since, until=until, labels=labels)
     typer.echo(format_report(report), err=True)
     typer.echo(json.dumps(report, indent=2, default=str))
+
+
+log_app = typer.Typer(help="The prediction log: move old rows into an archive file, safely while serving.",
+                      no_args_is_help=True)
+
+
+@log_app.command("archive")
+@user_errors
+def archive(
+    before: Annotated[str, typer.Option(help="Move the rows scored before this time (ISO 8601, UTC if no offset), "
+                                             "e.g. 2026-01-01.")],
+    to: Annotated[Path, typer.Option(help="The archive: an SQLite file with the log's table, created if missing; "
+                                          "a later run appends to it.")],
+    batch_rows: Annotated[int, typer.Option(help="Rows moved per transaction (the service's writes wait at most "
+                                                 "one batch's delete).")] = 20_000,
+    settings: SettingsOpt = None,
+) -> None:
+    """Move the prediction log's rows scored before --before into an SQLite archive (not `mv`: WAL
+    rows would be lost); every row stays in the log or the archive. JSON on stdout."""
+    from configs.serve import load_serve_config
+    from configs.settings import load_settings
+    from serving.log_archive import archive_log
+
+    resolved = load_settings(settings)
+    timeout = load_serve_config().prediction_log.busy_timeout_ms
+    result = archive_log(resolved.prediction_log_target, to, before, batch_rows=batch_rows, busy_timeout_ms=timeout)
+    typer.echo(f"{result.rows_archived} rows scored before {result.before} moved from {result.source} to "
+               f"{result.archive}; {result.rows_left} rows left in the log", err=True)
+    typer.echo(json.dumps(result.to_dict()))

@@ -14,6 +14,7 @@ from configs.console import user_errors
 from features.commands import data_app, features_app
 from monitoring.commands import compliance, monitor
 from serving.commands import compare as compare_command
+from serving.commands import log_app
 from serving.commands import serve as serve_command
 from tenure.promote_cli import promote as promote_command
 from tenure.retrain import retrain_command
@@ -35,6 +36,7 @@ app.command("serve")(serve_command)
 app.command("compare")(compare_command)
 app.command("monitor")(monitor)
 app.command("compliance")(compliance)
+app.add_typer(log_app, name="log")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -145,3 +145,26 @@ def test_a_postgresql_setting_never_becomes_a_file(tmp_path: Path, monkeypatch: 
     assert len(read_log(settings.prediction_log_target)) == 1
     with pytest.raises(Exception, match="not a file"):
         _ = Settings(prediction_log=postgres_db).prediction_log_path
+
+
+def test_archiving_moves_the_same_rows_from_postgresql_as_from_sqlite(postgres_db: str, tmp_path: Path) -> None:
+    from serving.log_archive import archive_log
+
+    sqlite_log = PredictionLog(tmp_path / "p.db")
+    sqlite_log.write(ROWS)
+    sqlite_log.close()
+    pg_log = PostgresPredictionLog(postgres_db)
+    pg_log.write(ROWS)
+    pg_log.close()
+
+    from_sqlite = archive_log(str(tmp_path / "p.db"), tmp_path / "a_sqlite.db", "2025-02-10", batch_rows=2)
+    from_pg = archive_log(postgres_db, tmp_path / "a_pg.db", "2025-02-10", batch_rows=2)
+
+    assert (from_pg.rows_archived, from_pg.rows_left) == (from_sqlite.rows_archived, from_sqlite.rows_left) == (3, 5)
+    assert from_pg.oldest_left == from_sqlite.oldest_left == "2025-02-10T08:00:00.000000Z"
+    archived = read_log(tmp_path / "a_pg.db", features=DEFS)
+    pd.testing.assert_frame_equal(archived.frame.drop(columns="row_id"),
+                                  read_log(tmp_path / "a_sqlite.db", features=DEFS).frame.drop(columns="row_id"))
+    assert archived.frame["request_id"].tolist() == ["req0", "req1", "req4"]
+    assert read_log(postgres_db, features=DEFS).frame["request_id"].tolist() == ["req2", "req3", "req5", "req6", "req7"]
+    assert archive_log(postgres_db, tmp_path / "a_pg.db", "2025-02-10").rows_archived == 0
