@@ -182,20 +182,36 @@ def part_files(path: Path) -> list[Path]:
     return sorted(path.glob("part-*.parquet")) if path.is_dir() else [path]
 
 
-def read_featureset(path: Path, max_customers: int | None = None) -> FeatureSet:
+def read_featureset(path: Path, max_customers: int | None = None, *,
+                    time_between: tuple[Any, Any] | None = None, ids: Any = None) -> FeatureSet:
     """The feature set at `path` (file or partitioned folder); with `max_customers`, a
-    customer-level sample stratified by label (`features.sample`) when it has more customers."""
+    customer-level sample stratified by label (`features.sample`) when it has more customers.
+
+    `time_between=(start, end)` reads only the snapshots in [start, end] and `ids` only those
+    entities (Parquet filters: row groups outside are skipped, so promoting or auditing one test
+    window of a 35-million-row feature set does not load all of it). The metadata, content hash
+    included, is the whole set's."""
     meta = read_metadata(path)
     sample = None
     if max_customers is not None:
         from features.sample import sample_customers
 
         sample = sample_customers(part_files(path), meta, max_customers)
-    if sample is None and not Path(path).is_dir():
+    if sample is None and time_between is None and ids is None and not Path(path).is_dir():
         frame = pd.read_parquet(path)
     else:
-        where = None if sample is None else pads.field(meta["id_column"]).isin(sample["kept_ids"])
         data = pads.dataset([str(p) for p in part_files(path)], format="parquet")
+        where = None if sample is None else pads.field(meta["id_column"]).isin(sample["kept_ids"])
+        if ids is not None:
+            kind = data.schema.field(meta["id_column"]).type
+            only = pads.field(meta["id_column"]).isin(pa.array(pd.unique(pd.Series(ids))).cast(kind))
+            where = only if where is None else where & only
+        if time_between is not None:
+            t = meta["time_column"]
+            kind = data.schema.field(t).type
+            start, end = (pa.scalar(pd.Timestamp(v).to_pydatetime(), type=kind) for v in time_between)
+            within = (pads.field(t) >= start) & (pads.field(t) <= end)
+            where = within if where is None else where & within
         frame = data.to_table(filter=where).to_pandas()
     if sample is not None:
         meta = {**meta, "lineage": {**meta["lineage"], "sample": sample["summary"]}}

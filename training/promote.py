@@ -140,7 +140,7 @@ def _split(run: Any, label: str) -> dict[str, Any]:
 def _evaluation_rows(client: Any, run: Any, version: Any, split: dict[str, Any], tmp: Path
                      ) -> tuple[Any, pd.DataFrame, str]:
     """The challenger's feature set, its test rows (window or logged test ids) and its path."""
-    from features.featureset import read_featureset
+    from features.featureset import read_featureset, read_metadata
 
     path = run.data.tags.get("tenure.featureset_path") or (version.tags or {}).get("tenure.featureset_path")
     if not path:
@@ -149,27 +149,31 @@ def _evaluation_rows(client: Any, run: Any, version: Any, split: dict[str, Any],
     if not Path(path).exists():
         raise PromotionError(f"model {version.name} version {version.version} was trained on {path}, "
                              "which no longer exists; rebuild it (`tenure features build`) or retrain")
-    fs = read_featureset(Path(path))
+    meta = read_metadata(Path(path))
     logged_hash = (version.tags or {}).get("tenure.featureset_hash")
-    if logged_hash and logged_hash != fs.content_hash:
+    if logged_hash and logged_hash != meta["content_hash"]:
         raise PromotionError(
             f"feature set {path} changed since model {version.name} version {version.version} was "
-            f"trained (hash {fs.content_hash[:12]} now, {logged_hash[:12]} then): its test window "
+            f"trained (hash {meta['content_hash'][:12]} now, {logged_hash[:12]} then): its test window "
             "cannot be reproduced; retrain on the current feature set")
-    frame, t = fs.frame, fs.time_column
+    id_column, t = meta["id_column"], meta["time_column"]
+    # only the test rows are read (Parquet filters), not the whole feature set
     if split["kind"] == "out_of_time":
         start, end = (pd.Timestamp(d) for d in split["test"])
+        fs = read_featureset(Path(path), time_between=(start, end))
+        frame = fs.frame
         rows = frame[(frame[t] >= start) & (frame[t] <= end)]
     else:
         ids = pd.read_parquet(_download(client, run.info.run_id, TEST_PREDICTIONS_ARTIFACT, tmp))
-        keys = [c for c in (fs.id_column, t) if c in ids.columns]
-        if fs.id_column not in keys:
+        keys = [c for c in (id_column, t) if c in ids.columns]
+        if id_column not in keys:
             raise PromotionError(f"{TEST_PREDICTIONS_ARTIFACT} of run {run.info.run_id} lacks the id "
-                                 f"column {fs.id_column}")
+                                 f"column {id_column}")
         ids = ids[keys].drop_duplicates()
         if t in ids.columns:
             ids[t] = pd.to_datetime(ids[t])
-        rows = frame.merge(ids, on=keys, how="inner")
+        fs = read_featureset(Path(path), ids=ids[id_column])
+        rows = fs.frame.merge(ids, on=keys, how="inner")
     rows = rows.reset_index(drop=True)
     if rows.empty:
         raise PromotionError(f"no rows of {path} fall in the test window {split['test']} "

@@ -193,3 +193,24 @@ def test_the_cap_is_a_setting_and_the_cli_refuses_what_it_cannot_do(monkeypatch:
                               "--out", str(tmp_path / "d")])
     assert res.exit_code == 2 and "chunk_customers" in res.output, res.output
     assert not (tmp_path / "f").exists() and not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize("engine", ["pandas", "dask"])
+def test_a_time_window_or_id_filter_reads_exactly_those_rows(built: dict[str, dict[str, Path]], engine: str) -> None:
+    """What promotion reads: the test snapshots, or the logged test ids, not the whole feature set."""
+    path = built[engine]["churn"]
+    full = read_featureset(path)
+    frame, t = full.frame, full.time_column
+    snapshots = sorted(frame[t].unique())
+    start, end = pd.Timestamp(snapshots[-3]), pd.Timestamp(snapshots[-1])
+    window = read_featureset(path, time_between=(start, end))
+    expected = frame[(frame[t] >= start) & (frame[t] <= end)].reset_index(drop=True)
+    assert 0 < len(window.frame) < len(frame)
+    pd.testing.assert_frame_equal(window.frame.reset_index(drop=True), expected)
+    assert window.content_hash == full.content_hash and window.features == full.features
+    some = frame["customer_id"].drop_duplicates().sample(7, random_state=1)
+    by_id = read_featureset(path, ids=some)
+    pd.testing.assert_frame_equal(by_id.frame.reset_index(drop=True),
+                                  frame[frame["customer_id"].isin(some)].reset_index(drop=True))
+    both = read_featureset(path, time_between=(start, end), ids=some)
+    assert len(both.frame) == int((expected["customer_id"].isin(some)).sum()) > 0
