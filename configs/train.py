@@ -114,9 +114,9 @@ class CVConfig(ShippedConfig):
     # stratified folds (random split) and expanding-window folds (out of time)
     folds: int = Field(ge=2, le=20)
     time_folds: int = Field(ge=1, le=20)
-    # the tuned parameters replace the defaults only when their CV mean AUC is ahead by more
-    # than this many standard errors
-    choose_margin_se: float = Field(ge=0)
+    # the tuned model replaces the defaults when its CV mean AUC exceeds theirs plus this many
+    # standard errors (negative: unless the defaults lead by more than that many)
+    choose_margin_se: float = Field(ge=-5, le=5)
 
 
 class LightGBMConfig(ShippedConfig):

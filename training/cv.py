@@ -241,8 +241,10 @@ def standard_error(cv: CVResult, y: np.ndarray, seed: int, against: CVResult | N
 
 def choose(tuned: CVResult | None, baseline: CVResult, y: np.ndarray, margin_se: float,
            seed: int) -> tuple[str, float]:
-    """`("tuned" | "baseline", se)`: tuned only when its CV mean beats the baseline's by more
-    than `margin_se` standard errors of the paired difference."""
+    """`("tuned" | "baseline", se)`: tuned when its CV mean exceeds the baseline's plus `margin_se`
+    standard errors of the paired difference. A negative margin keeps the tuned model unless the
+    baseline is ahead by more than that many standard errors (the defaults are one of the search's
+    start points, so this asks the search to have gone wrong beyond noise before overruling it)."""
     if tuned is None:
         return "baseline", float("nan")
     se = standard_error(tuned, y, seed, against=baseline)

@@ -10,8 +10,8 @@ cut into folds (stratified k-fold, or expanding-window time-series folds with th
 embargo). Each Optuna trial, the default-parameter baseline and the tuned parameters are judged
 by their CV mean ROC AUC (early stopping inside each fold). The tuned model is the mean raw score
 of the `tuning.ensemble_size` best trials (at most `tuning.ensemble_share` of the finished ones),
-judged by the CV of the averaged out-of-fold scores (`training.cv.mean_cv`); it is used only when
-it beats the baseline by more than `cv.choose_margin_se` standard errors. The calibration is
+judged by the CV of the averaged out-of-fold scores (`training.cv.mean_cv`); it is used unless the
+baseline's CV mean leads it by more than `-cv.choose_margin_se` standard errors (`training.cv.choose`). The calibration is
 chosen on the chosen candidate's out-of-fold scores (`training.evaluate.choose_oof_calibration`).
 Each member is refitted on every development row with its CV's rounds (`refit_rounds`) and the
 members are averaged into one booster (`training.cv.average_boosters`); the test metrics come

@@ -64,6 +64,10 @@ def test_a_tiny_validation_split_picks_the_worse_model_where_cross_validation_do
     assert chosen == "baseline" and se > 0
     chosen, _ = choose(simple, overfit, y, margin_se=0.0, seed=0)
     assert chosen == "tuned"
+    # a negative margin: the tuned model stays unless the baseline leads by more than |margin| SE
+    behind = (overfit.mean - simple.mean) / se  # the "tuned" overfit model trails by this many SE
+    assert choose(overfit, simple, y, margin_se=behind - 0.05, seed=0)[0] == "tuned"
+    assert choose(overfit, simple, y, margin_se=behind + 0.05, seed=0)[0] == "baseline"
 
 
 def test_cross_validation_scores_every_row_out_of_fold_and_the_refit_rounds_are_the_mean() -> None:
