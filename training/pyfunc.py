@@ -41,14 +41,25 @@ def _signature_frame(model: TenureModel, example: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def model_signature(model: TenureModel, probs: np.ndarray) -> Any:
+    """Every feature a required column typed by its kind (categorical: string, numeric: double),
+    whatever the example rows hold: the model needs every column, and a null value is accepted in
+    any of them. (Inferred from a few rows, a feature was optional only when those rows held a null.)"""
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types.schema import ColSpec, Schema
+
+    inputs = Schema([ColSpec("string" if f["kind"] == "categorical" else "double", f["name"], required=True)
+                     for f in model.features])
+    return ModelSignature(inputs=inputs,
+                          outputs=infer_signature(pd.DataFrame({"probability": probs.astype(np.float64)})).inputs)
+
+
 def log_tenure_model(model: TenureModel, example: pd.DataFrame, registered_model_name: str | None = None,
                      pip_requirements: list[str] | None = None) -> Any:
     """Log `model` as the run's `model` artefact; returns mlflow's ModelInfo."""
-    from mlflow.models import infer_signature
-
     sig_frame = _signature_frame(model, example.head(5))
     probs = model.predict_proba(model.encode_frame(sig_frame))
-    signature = infer_signature(sig_frame, pd.DataFrame({"probability": probs.astype(np.float64)}))
+    signature = model_signature(model, probs)
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = model.save(Path(tmp) / ARTIFACT_KEY)
         code = Path(tmp) / ARTIFACT_CODE

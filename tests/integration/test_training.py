@@ -165,6 +165,16 @@ def test_run_artefacts(trained: dict[str, Any], client: Any, featureset: Path, t
     pyfunc = mlflow.pyfunc.load_model("models:/default_risk@challenger")
     out = pyfunc.predict(rows[fs.feature_names].head(20).astype({c: "object" for c in fs.categorical_features}))
     np.testing.assert_allclose(out["probability"].to_numpy(), p[:20], atol=1e-12)
+    # its signature: every feature required, typed by its kind, whatever the example rows held;
+    # a null is accepted in any of them
+    schema = pyfunc.metadata.get_input_schema()
+    assert [c.name for c in schema.inputs] == fs.feature_names and all(c.required for c in schema.inputs)
+    kinds = {c.name: c.type.name for c in schema.inputs}
+    assert {kinds[f] for f in fs.categorical_features} <= {"string"} and \
+        {kinds[f] for f in fs.feature_names if f not in fs.categorical_features} == {"double"}
+    blank = rows[fs.feature_names].head(3).astype({c: "object" for c in fs.categorical_features})
+    blank.iloc[0] = None
+    assert np.isfinite(pyfunc.predict(blank)["probability"].to_numpy()).all()
 
 
 def test_tuned_model_is_not_worse_than_the_baseline_on_the_test_period(trained: dict[str, Any], client: Any) -> None:
