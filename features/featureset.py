@@ -188,9 +188,10 @@ def read_featureset(path: Path, max_customers: int | None = None, *,
     customer-level sample stratified by label (`features.sample`) when it has more customers.
 
     `time_between=(start, end)` reads only the snapshots in [start, end] and `ids` only those
-    entities (Parquet filters: row groups outside are skipped, so promoting or auditing one test
-    window of a 35-million-row feature set does not load all of it). The metadata, content hash
-    included, is the whole set's."""
+    entities: a filtered Parquet scan, which drops the other rows batch by batch instead of
+    building the whole frame (measured on a 614,253-row churn set, one row group, 22 snapshots:
+    the last 3 snapshots in 0.24 s and 364 MB above the interpreter, against 1.53 s and 663 MB for
+    the whole set). The metadata, content hash included, is the whole set's."""
     meta = read_metadata(path)
     sample = None
     if max_customers is not None:
