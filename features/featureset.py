@@ -205,7 +205,12 @@ def read_featureset(path: Path, max_customers: int | None = None, *,
         where = None if sample is None else pads.field(meta["id_column"]).isin(sample["kept_ids"])
         if ids is not None:
             kind = data.schema.field(meta["id_column"]).type
-            only = pads.field(meta["id_column"]).isin(pa.array(pd.unique(pd.Series(ids))).cast(kind))
+            try:
+                wanted = pa.array(pd.unique(pd.Series(ids))).cast(kind)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+                raise FeatureSetError(f"feature set {path}: the ids asked for do not fit its id column "
+                                      f"{meta['id_column']!r} ({kind}): {exc}") from exc
+            only = pads.field(meta["id_column"]).isin(wanted)
             where = only if where is None else where & only
         if time_between is not None:
             t = meta["time_column"]

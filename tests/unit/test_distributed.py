@@ -214,3 +214,8 @@ def test_a_time_window_or_id_filter_reads_exactly_those_rows(built: dict[str, di
                                   frame[frame["customer_id"].isin(some)].reset_index(drop=True))
     both = read_featureset(path, time_between=(start, end), ids=some)
     assert len(both.frame) == int((expected["customer_id"].isin(some)).sum()) > 0
+
+
+def test_ids_that_do_not_fit_the_id_column_are_refused_naming_it(built: dict[str, dict[str, Path]]) -> None:
+    with pytest.raises(FeatureSetError, match=r"the ids asked for do not fit its id column 'customer_id'"):
+        read_featureset(built["pandas"]["churn"], ids=["not-a-number"])
