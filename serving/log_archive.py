@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from serving.prediction_log import (
     SCHEMA_SQL,
     TABLE,
     features_json,
+    log_time,
     utc_bound,
     utc_now_iso,
 )
@@ -96,8 +98,7 @@ def archive_log(target: str, to: Path | str, before: str | dt.datetime | dt.date
     con = _open_archive(archive)
     try:
         if postgres:
-            moved = _from_postgres(target, con, archive, bound, batch_rows, busy_timeout_ms)
-            left, oldest = _postgres_left(target, busy_timeout_ms)
+            moved, left, oldest = _from_postgres(target, con, archive, bound, batch_rows, busy_timeout_ms)
             where = redact_url(target)
         else:
             moved, left, oldest = _from_sqlite(Path(target), con, archive, bound, batch_rows, busy_timeout_ms)
@@ -160,6 +161,34 @@ def _copy(archive: sqlite3.Connection, path: Path, rows: list[tuple], copied_bef
                            "this batch; the log keeps every row not archived)") from exc
 
 
+def _move(select_batch: Callable[[int], list[tuple]], delete: Callable[[list[int]], None],
+          errors: tuple[type[BaseException], ...], where: str, archive: sqlite3.Connection, path: Path) -> int:
+    """Batch by batch in row order: `select_batch(after_row_id)` (rows scored before the bound, in the
+    SQLite log's forms), copied into the archive, then `delete(row_ids)` from the log. Returns the
+    rows moved; a database error (`errors`) is an ArchiveError saying what stayed where."""
+    from serving.prediction_log_pg import error_text
+
+    moved, last = 0, 0
+    while True:
+        try:
+            rows = select_batch(last)
+        except errors as exc:
+            raise ArchiveError(f"reading the prediction log {where} failed: {error_text(exc)} ({moved} rows "
+                               "moved before)") from exc
+        if not rows:
+            return moved
+        _copy(archive, path, rows, moved)
+        ids = [r[0] for r in rows]
+        try:
+            delete(ids)
+        except errors as exc:
+            raise ArchiveError(f"deleting archived rows from the prediction log {where} failed: {error_text(exc)} "
+                               f"({moved} rows moved before; this batch of {len(ids)} is in both, and the next run "
+                               "removes it from the log)") from exc
+        moved += len(ids)
+        last = ids[-1]
+
+
 def _from_sqlite(source: Path, archive: sqlite3.Connection, path: Path, bound: str, batch_rows: int,
                  busy_timeout_ms: int) -> tuple[int, int, str | None]:
     try:
@@ -171,35 +200,30 @@ def _from_sqlite(source: Path, archive: sqlite3.Connection, path: Path, bound: s
     if TABLE not in tables:
         con.close()
         raise ArchiveError(f"{source} is not a prediction log (no table {TABLE!r})")
-    moved, last = 0, 0
     select = f"SELECT {', '.join(COLUMNS)} FROM {TABLE} WHERE scored_at < ? AND row_id > ? ORDER BY row_id LIMIT ?"
+
+    def delete(ids: list[int]) -> None:
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                con.execute(f"DELETE FROM {TABLE} WHERE row_id IN ({', '.join('?' * len(chunk))})", chunk)
+            con.execute("COMMIT")
+        except sqlite3.Error:
+            if con.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    con.execute("ROLLBACK")
+            raise
+
+    moved = 0
     try:
-        while True:
-            rows = [tuple(r) for r in con.execute(select, (bound, last, batch_rows))]
-            if not rows:
-                break
-            _copy(archive, path, rows, moved)
-            ids = [r[0] for r in rows]
-            try:
-                con.execute("BEGIN IMMEDIATE")
-                for start in range(0, len(ids), 500):
-                    chunk = ids[start:start + 500]
-                    con.execute(f"DELETE FROM {TABLE} WHERE row_id IN ({', '.join('?' * len(chunk))})", chunk)
-                con.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if con.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        con.execute("ROLLBACK")
-                raise ArchiveError(f"deleting archived rows from the prediction log {source} failed: {exc} "
-                                   f"({moved} rows moved before; this batch of {len(ids)} is in both, and the next "
-                                   "run removes it from the log)") from exc
-            moved += len(ids)
-            last = ids[-1]
+        moved = _move(lambda last: [tuple(r) for r in con.execute(select, (bound, last, batch_rows))], delete,
+                      (sqlite3.Error,), str(source), archive, path)
         with contextlib.suppress(sqlite3.Error):
             con.execute("PRAGMA wal_checkpoint(PASSIVE)")
         left, oldest = con.execute(f"SELECT COUNT(*), MIN(scored_at) FROM {TABLE}").fetchone()
     except sqlite3.Error as exc:
-        raise ArchiveError(f"reading the prediction log {source} failed: {exc} ({moved} rows moved before)") from exc
+        raise ArchiveError(f"reading the prediction log {source} failed: {exc} ({moved} rows moved)") from exc
     finally:
         con.close()
     return moved, int(left), oldest
@@ -208,8 +232,7 @@ def _from_sqlite(source: Path, archive: sqlite3.Connection, path: Path, bound: s
 def _text_row(r: tuple) -> tuple:
     """A PostgreSQL log row in the SQLite log's text forms."""
     values = dict(zip(COLUMNS, r, strict=True))
-    scored = values["scored_at"].astimezone(dt.UTC)
-    values["scored_at"] = scored.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    values["scored_at"] = log_time(values["scored_at"])
     values["as_of"] = values["as_of"].isoformat() if values["as_of"] is not None else None
     values["features"] = features_json(values["features"])
     values["row_id"], values["shadow"] = int(values["row_id"]), int(values["shadow"])
@@ -217,50 +240,34 @@ def _text_row(r: tuple) -> tuple:
 
 
 def _from_postgres(url: str, archive: sqlite3.Connection, path: Path, bound: str, batch_rows: int,
-                   busy_timeout_ms: int) -> int:
+                   busy_timeout_ms: int) -> tuple[int, int, str | None]:
+    import psycopg
+
     from configs.settings import redact_url
-    from serving.prediction_log_pg import connect
+    from serving.prediction_log_pg import connect, error_text
 
     where = redact_url(url)
     try:
         con = connect(url, busy_timeout_ms)
     except Exception as exc:  # psycopg.Error and connection failures alike
-        raise ArchiveError(f"cannot connect to the prediction log {where}: {exc}") from exc
-    moved, last = 0, 0
+        raise ArchiveError(f"cannot connect to the prediction log {where}: {error_text(exc)}") from exc
     select = (f"SELECT {', '.join(COLUMNS)} FROM {TABLE} WHERE scored_at < %s::timestamptz AND row_id > %s "
               "ORDER BY row_id LIMIT %s")
+
+    def delete(ids: list[int]) -> None:
+        with con.transaction():
+            con.execute(f"DELETE FROM {TABLE} WHERE row_id = ANY(%s)", (ids,))
+
+    moved = 0
     try:
-        exists = con.execute("SELECT to_regclass(%s)", (TABLE,)).fetchone()[0]
-        if exists is None:
+        if con.execute("SELECT to_regclass(%s)", (TABLE,)).fetchone()[0] is None:
             raise ArchiveError(f"{where} holds no prediction log (no table {TABLE!r})")
-        while True:
-            rows = [_text_row(r) for r in con.execute(select, (bound, last, batch_rows)).fetchall()]
-            if not rows:
-                break
-            _copy(archive, path, rows, moved)
-            ids = [r[0] for r in rows]
-            try:
-                with con.transaction():
-                    con.execute(f"DELETE FROM {TABLE} WHERE row_id = ANY(%s)", (ids,))
-            except Exception as exc:
-                raise ArchiveError(f"deleting archived rows from the prediction log {where} failed: {exc} ({moved} "
-                                   f"rows moved before; this batch of {len(ids)} is in both, and the next run "
-                                   "removes it from the log)") from exc
-            moved += len(ids)
-            last = ids[-1]
-    except ArchiveError:
-        raise
-    except Exception as exc:
-        raise ArchiveError(f"reading the prediction log {where} failed: {exc} ({moved} rows moved before)") from exc
+        moved = _move(lambda last: [_text_row(r) for r in con.execute(select, (bound, last, batch_rows)).fetchall()],
+                      delete, (psycopg.Error,), where, archive, path)
+        count, oldest = con.execute(f"SELECT COUNT(*), MIN(scored_at) FROM {TABLE}").fetchone()
+    except psycopg.Error as exc:
+        raise ArchiveError(f"reading the prediction log {where} failed: {error_text(exc)} ({moved} rows moved)") from exc
     finally:
         with contextlib.suppress(Exception):
             con.close()
-    return moved
-
-
-def _postgres_left(url: str, busy_timeout_ms: int) -> tuple[int, str | None]:
-    from serving.prediction_log_pg import connect
-
-    with contextlib.closing(connect(url, busy_timeout_ms)) as con:
-        count, oldest = con.execute(f"SELECT COUNT(*), MIN(scored_at) FROM {TABLE}").fetchone()
-    return int(count), (oldest.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if oldest is not None else None)
+    return moved, int(count), (log_time(oldest) if oldest is not None else None)

@@ -79,9 +79,15 @@ class PredictionLogError(TenureError):
     """The prediction log cannot be opened, written or read; the message names the file."""
 
 
+def log_time(moment: dt.datetime) -> str:
+    """An aware time in the log's text form, 'YYYY-MM-DDTHH:MM:SS.ffffffZ' in UTC (fixed width, so
+    text order is time order)."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def utc_now_iso() -> str:
-    """Now as 'YYYY-MM-DDTHH:MM:SS.ffffffZ' (fixed width, so text order is time order)."""
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Now in the log's text form (`log_time`)."""
+    return log_time(dt.datetime.now(dt.UTC))
 
 
 def features_json(values: dict[str, Any]) -> str:
@@ -337,8 +343,7 @@ def utc_bound(value: str | dt.datetime | dt.date | None, what: str) -> str | Non
     except (ValueError, TypeError) as exc:
         raise PredictionLogError(f"{what} {value!r} is not an ISO 8601 date or time (e.g. 2025-03-01 or "
                                  "2025-03-01T12:00:00Z)") from exc
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    return ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return log_time(ts.tz_localize("UTC") if ts.tzinfo is None else ts)
 
 
 def select_sql(columns: Sequence[str], equals: dict[str, Any], since: str | None,

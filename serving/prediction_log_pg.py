@@ -113,7 +113,7 @@ class PostgresPredictionLog:
             raise
         except Exception as exc:  # psycopg.Error and connection failures alike
             self.close()
-            raise PredictionLogError(f"cannot initialise the prediction log {self.where}: {_reason(exc)}") from exc
+            raise PredictionLogError(f"cannot initialise the prediction log {self.where}: {error_text(exc)}") from exc
 
     def _connection(self) -> Any:
         con = getattr(self._local, "con", None)
@@ -121,7 +121,7 @@ class PostgresPredictionLog:
             try:
                 con = connect(self.url, self.timeout_ms)
             except Exception as exc:
-                raise PredictionLogError(f"cannot connect to the prediction log {self.where}: {_reason(exc)}") from exc
+                raise PredictionLogError(f"cannot connect to the prediction log {self.where}: {error_text(exc)}") from exc
             self._local.con = con
             with self._lock:
                 self._all.append(con)
@@ -145,7 +145,7 @@ class PostgresPredictionLog:
         except Exception as exc:  # any failure means the rows are not committed
             self._discard(con)  # a broken or aborted connection is reopened by the next write
             raise PredictionLogError(f"writing {len(rows)} rows to the prediction log {self.where} failed: "
-                                     f"{_reason(exc)}") from exc
+                                     f"{error_text(exc)}") from exc
 
     def checkpoint(self) -> None:
         """Nothing to do: PostgreSQL checkpoints itself."""
@@ -163,6 +163,7 @@ class PostgresPredictionLog:
         self._local = threading.local()
 
 
-def _reason(exc: BaseException) -> str:
+def error_text(exc: BaseException) -> str:
+    """A database error on one line, any password in a URL it quotes redacted."""
     text = " ".join(str(exc).split()) or type(exc).__name__
     return redact(text)
