@@ -360,16 +360,15 @@ def markdown(summary: dict[str, Any], rows: list[dict[str, Any]], done: int, pla
     lines.append(f"\nMean over tables: Tenure {summary['mean_tenure']:.4f}, Optuna reference "
                  f"{summary['mean_optuna_cv5']:.4f} ({'pass' if summary['mean_at_least_optuna'] else 'FAIL'}); "
                  f"every table within the bar: {'yes' if summary['every_table_passes'] else 'NO'}.")
-    pair = summary.get("paired", {})
-    if pair.get("runs"):
+    pair = summary["paired"]
+    if pair["runs"]:
         lines.append(f"Paired on the same runs, Tenure minus the Optuna reference: {pair['mean_difference']:+.4f} "
                      f"(SE {pair['se']:.4f} over {pair['runs']} runs); Tenure ahead in {pair['tenure_better']}, "
                      f"the reference in {pair['optuna_better']}.")
-        per_seed = summary.get("per_seed", {})
         lines += ["", "Mean over tables per split seed:", "", "| seed | Tenure | Optuna | difference |",
                   "|---:|---:|---:|---:|"]
         lines += [f"| {seed} | {v['tenure']:.4f} | {v['optuna_cv5']:.4f} | {v['tenure'] - v['optuna_cv5']:+.4f} |"
-                  for seed, v in per_seed.items()]
+                  for seed, v in summary["per_seed"].items()]
     lines += ["", "Per seed (test ROC AUC; Tenure's choice, calibration, CV AUC, trials, train seconds):", "",
               "| table | seed | LR | default LGBM | Optuna | Tenure | chosen | calibration | CV AUC | trials | s |",
               "|---|---:|---:|---:|---:|---:|---|---|---:|---:|---:|"]

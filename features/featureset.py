@@ -23,7 +23,9 @@ its customers) and `_common_metadata` (the schema with the same `tenure` metadat
 
 from __future__ import annotations
 
+import functools
 import json
+import operator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -202,7 +204,8 @@ def read_featureset(path: Path, max_customers: int | None = None, *,
         frame = pd.read_parquet(path)
     else:
         data = pads.dataset([str(p) for p in part_files(path)], format="parquet")
-        where = None if sample is None else pads.field(meta["id_column"]).isin(sample["kept_ids"])
+        id_col, t = pads.field(meta["id_column"]), pads.field(meta["time_column"])
+        filters = [] if sample is None else [id_col.isin(sample["kept_ids"])]
         if ids is not None:
             kind = data.schema.field(meta["id_column"]).type
             try:
@@ -210,14 +213,12 @@ def read_featureset(path: Path, max_customers: int | None = None, *,
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
                 raise FeatureSetError(f"feature set {path}: the ids asked for do not fit its id column "
                                       f"{meta['id_column']!r} ({kind}): {exc}") from exc
-            only = pads.field(meta["id_column"]).isin(wanted)
-            where = only if where is None else where & only
+            filters.append(id_col.isin(wanted))
         if time_between is not None:
-            t = meta["time_column"]
-            kind = data.schema.field(t).type
+            kind = data.schema.field(meta["time_column"]).type
             start, end = (pa.scalar(pd.Timestamp(v).to_pydatetime(), type=kind) for v in time_between)
-            within = (pads.field(t) >= start) & (pads.field(t) <= end)
-            where = within if where is None else where & within
+            filters.append((t >= start) & (t <= end))
+        where = functools.reduce(operator.and_, filters) if filters else None
         frame = data.to_table(filter=where).to_pandas()
     if sample is not None:
         meta = {**meta, "lineage": {**meta["lineage"], "sample": sample["summary"]}}
