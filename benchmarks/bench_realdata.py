@@ -241,7 +241,8 @@ def _run_info(home: Path, run_id: str) -> dict[str, Any]:
     return {"chosen": tags.get("tenure.chosen"), "calibration": tags.get("tenure.calibration"),
             "refit": tags.get("tenure.refit"), "cv_auc": round(m.get("cv_mean_roc_auc", float("nan")), 4),
             "internal_test_auc": round(m.get("test_roc_auc", float("nan")), 4),
-            "trials": int(m.get("n_trials_complete", 0) + m.get("n_trials_pruned", 0))}
+            "trials": int(m.get("n_trials_complete", 0) + m.get("n_trials_pruned", 0)),
+            "blend_weight": round(m.get("blend_weight", 0.0), 2)}
 
 
 def run() -> dict:

@@ -201,6 +201,18 @@ class CalibrationConfig(ShippedConfig):
     max_auc_loss: float = Field(ge=0)
 
 
+class BlendConfig(ShippedConfig):
+    yaml_path = ("train", "blend")
+
+    enabled: bool
+    # the linear part's weight is chosen out of fold among 0, weight_step, ..., 1
+    weight_step: float = Field(gt=0, le=1)
+    # inverse L2 strength of the logistic regression on standardised features (scikit-learn's C)
+    c: float = Field(gt=0)
+    # development sets with more rows than this are not blended
+    max_rows: int = Field(ge=0)
+
+
 class EvaluationConfig(ShippedConfig):
     yaml_path = ("train", "evaluation")
 
@@ -225,6 +237,7 @@ class TrainConfig(ShippedConfig):
     lightgbm: LightGBMConfig
     tuning: TuningConfig
     calibration: CalibrationConfig
+    blend: BlendConfig
     evaluation: EvaluationConfig
 
     @model_validator(mode="after")

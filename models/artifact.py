@@ -11,13 +11,20 @@ class when it is there).
 
 On disk (a folder, logged as the pyfunc artefact `tenure_model`):
 - `booster.txt`: LightGBM model (trained on the float matrix this class builds),
-- `tenure_model.json`: features (definitions with categories), calibration, task spec, metadata.
+- `tenure_model.json`: features (definitions with categories), calibration, task spec, metadata,
+  and the linear part when there is one (artefact version 2; version 1 has none).
 
 Encoding: numeric features as float64 (missing -> NaN); categorical features as the index of the
 value in the definition's `categories` (unknown or missing -> NaN, which LightGBM routes as
 missing). Probabilities are `calibrate(raw_score)`; SHAP contributions are TreeSHAP on the raw
 (log-odds) score via LightGBM's `pred_contrib`, so per row they sum with the base value to the
 raw score.
+
+A model may also carry a linear part (`LinearPart`: a logistic regression on the same encoded
+row, chosen by training when it helps out of fold); the raw score is then
+`(1 - weight) * trees + weight * linear`. The contributions blend the same way: the linear part's
+exact SHAP values (each feature's term minus its training mean, the base its intercept plus those
+means), so they still sum with the base value to the raw score.
 """
 
 from __future__ import annotations
@@ -40,7 +47,8 @@ except ImportError:  # a logged model's own copy of this file, loaded outside Te
 if TYPE_CHECKING:  # pandas is only needed by the batch path; serving workers never import it
     import pandas as pd
 
-ARTIFACT_VERSION = 1
+ARTIFACT_VERSION = 2  # written when the model has a linear part; 1 (no linear part) otherwise
+READABLE_VERSIONS = (1, 2)
 BOOSTER_FILE = "booster.txt"
 META_FILE = "tenure_model.json"
 
@@ -88,12 +96,76 @@ class Calibration:
 
 
 @dataclass
+class LinearPart:
+    """A logistic-regression score on the encoded row, blended into the trees' raw score.
+
+    `terms` holds one entry per feature, in the model's feature order. Numeric:
+    `coef * (clip(x, low, high) - mean) / scale`, a missing value counted as `fill` plus
+    `missing_coef`. Categorical (x is the category's code): `coefs[code]`, `missing_coef` for a
+    missing or unknown value. Each term's `centre` is its mean over the training rows: a feature's
+    SHAP value is its term minus its centre, and the base value is `intercept` plus the centres.
+    """
+
+    weight: float
+    intercept: float
+    terms: list[dict[str, Any]]
+
+    def __post_init__(self) -> None:
+        num = [(i, t) for i, t in enumerate(self.terms) if t["kind"] == "numeric"]
+        self._num = np.array([i for i, _ in num], dtype=np.int64)
+        col = {k: np.array([t[k] for _, t in num], dtype=np.float64)
+               for k in ("low", "high", "fill", "mean", "scale", "coef", "missing_coef")}
+        self._low, self._high, self._fill = col["low"], col["high"], col["fill"]
+        self._mean, self._scale, self._coef, self._missing = col["mean"], col["scale"], col["coef"], col["missing_coef"]
+        # categorical lookup tables: the codes' coefficients, then the missing/unknown one
+        self._cat = [(i, np.array([*t["coefs"], t["missing_coef"]], dtype=np.float64))
+                     for i, t in enumerate(self.terms) if t["kind"] == "categorical"]
+        self._centre = np.array([t["centre"] for t in self.terms], dtype=np.float64)
+
+    def terms_of(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
+        """Each feature's term for each row of the encoded matrix, (n, n_features), centres not removed."""
+        X = np.asarray(X, dtype=np.float64)  # noqa: N806
+        out = np.zeros(X.shape, dtype=np.float64)
+        if len(self._num):
+            vals = X[:, self._num]
+            missing = ~np.isfinite(vals)
+            filled = np.clip(np.where(missing, self._fill, vals), self._low, self._high)
+            out[:, self._num] = self._coef * (filled - self._mean) / self._scale + missing * self._missing
+        for i, table in self._cat:
+            codes = X[:, i]
+            known = np.isfinite(codes) & (codes >= 0) & (codes < len(table) - 1)
+            out[:, i] = table[np.where(known, codes, len(table) - 1).astype(np.int64)]
+        return out
+
+    def raw_score(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
+        return self.intercept + self.terms_of(X).sum(axis=1)
+
+    def contributions(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
+        """Exact SHAP values of the linear score: (n, n_features + 1), last column the base value."""
+        terms = self.terms_of(X) - self._centre
+        base = np.full((len(terms), 1), self.intercept + float(self._centre.sum()))
+        return np.hstack([terms, base])
+
+    def blend(self, trees: np.ndarray, X: np.ndarray) -> np.ndarray:  # noqa: N803
+        """The model's raw score from the trees' raw score of the same rows."""
+        return (1.0 - self.weight) * np.asarray(trees) + self.weight * self.raw_score(X)
+
+    def blend_contributions(self, trees: np.ndarray, X: np.ndarray) -> np.ndarray:  # noqa: N803
+        """The model's contributions from the trees' (TreeSHAP, base value last) of the same rows."""
+        return (1.0 - self.weight) * np.asarray(trees) + self.weight * self.contributions(X)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"weight": self.weight, "intercept": self.intercept, "terms": self.terms}
+
+
+@dataclass
 class TenureModel:
     booster: Any  # lightgbm.Booster
     features: list[dict[str, Any]]
     calibration: Calibration = field(default_factory=Calibration)
     task_spec: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    linear: LinearPart | None = None  # blended into the booster's raw score when set
 
     def __post_init__(self) -> None:
         self.feature_names: list[str] = [f["name"] for f in self.features]
@@ -174,15 +246,18 @@ class TenureModel:
 
     # ---- scoring --------------------------------------------------------------------------
     def raw_score(self, X: np.ndarray, num_threads: int = 0) -> np.ndarray:  # noqa: N803
-        return self.booster.predict(X, raw_score=True, num_threads=num_threads)
+        trees = self.booster.predict(X, raw_score=True, num_threads=num_threads)
+        return trees if self.linear is None else self.linear.blend(trees, X)
 
     def predict_proba(self, X: np.ndarray, num_threads: int = 0) -> np.ndarray:  # noqa: N803
         """Probability of the positive class, calibrated as chosen at training time."""
         return self.calibration(self.raw_score(X, num_threads=num_threads))
 
     def contributions(self, X: np.ndarray, num_threads: int = 0) -> np.ndarray:  # noqa: N803
-        """TreeSHAP contributions on the raw score: (n, n_features + 1), last column the base value."""
-        return self.booster.predict(X, pred_contrib=True, num_threads=num_threads)
+        """SHAP contributions on the raw score: (n, n_features + 1), last column the base value
+        (TreeSHAP of the booster, blended with the linear part's exact values when there is one)."""
+        trees = self.booster.predict(X, pred_contrib=True, num_threads=num_threads)
+        return trees if self.linear is None else self.linear.blend_contributions(trees, X)
 
     # ---- persistence ----------------------------------------------------------------------
     def save(self, directory: Path) -> Path:
@@ -190,12 +265,14 @@ class TenureModel:
         directory.mkdir(parents=True, exist_ok=True)
         self.booster.save_model(str(directory / BOOSTER_FILE))
         payload = {
-            "artifact_version": ARTIFACT_VERSION,
+            "artifact_version": ARTIFACT_VERSION if self.linear is not None else 1,
             "features": self.features,
             "calibration": self.calibration.to_dict(),
             "task_spec": self.task_spec,
             "meta": self.meta,
         }
+        if self.linear is not None:
+            payload["linear"] = self.linear.to_dict()
         (directory / META_FILE).write_text(json.dumps(payload, indent=2, default=_json_default))
         return directory
 
@@ -205,10 +282,10 @@ class TenureModel:
 
         directory = Path(directory)
         payload = json.loads((directory / META_FILE).read_text())
-        if payload.get("artifact_version") != ARTIFACT_VERSION:
+        if payload.get("artifact_version") not in READABLE_VERSIONS:
             raise TenureError(
                 f"model artefact in {directory} has version {payload.get('artifact_version')}, "
-                f"this Tenure reads version {ARTIFACT_VERSION}"
+                f"this Tenure reads versions {', '.join(map(str, READABLE_VERSIONS))}"
             )
         booster = lgb.Booster(model_file=str(directory / BOOSTER_FILE))
         return cls(
@@ -217,6 +294,7 @@ class TenureModel:
             calibration=Calibration(**payload["calibration"]),
             task_spec=payload["task_spec"],
             meta=payload["meta"],
+            linear=LinearPart(**payload["linear"]) if payload.get("linear") else None,
         )
 
 

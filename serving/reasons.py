@@ -1,7 +1,8 @@
 """Reasons: the features that pushed a score, as exact SHAP contributions and plain sentences.
 
 Contributions come from LightGBM's TreeSHAP (`pred_contrib`) on the served booster, on the raw
-(log-odds) score, so per row they sum with the base value to the raw score. The sentences are
+(log-odds) score, blended with the exact SHAP values of the model's linear part when it has one
+(`models.artifact.LinearPart`), so per row they sum with the base value to the raw score. The sentences are
 built from the feature definitions (English and Chinese description, unit) and the task spec's
 `positive_means` ("raised the default risk"), e.g. "Days past due on the oldest unpaid invoice
 today is 45 days, which raised the default risk." / "当前最久未付账单的逾期天数为 45 天，推高了违约风险。"

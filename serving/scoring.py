@@ -29,7 +29,7 @@ import numpy as np
 
 from configs import TenureError
 from models import TaskSpec, load_spec
-from models.artifact import TenureModel
+from models.artifact import LinearPart, TenureModel
 from serving.prediction_log import LogRow, PredictionLogWriter, features_json, utc_now_iso
 from serving.reasons import ReasonWriter
 from serving.schemas import (
@@ -60,12 +60,14 @@ class SingleRowPredictor:
 
     `FastInit` parses the prediction config once; each call then only runs the trees. Results
     equal `Booster.predict(row, raw_score=True / pred_contrib=True, num_threads=1)`; if the C
-    API is unavailable this falls back to exactly that call.
+    API is unavailable this falls back to exactly that call. With a model's `linear` part the
+    results are blended with it as `TenureModel.raw_score` / `contributions` do.
     """
 
-    def __init__(self, booster: Any, num_features: int):
+    def __init__(self, booster: Any, num_features: int, linear: LinearPart | None = None):
         self.booster = booster
         self.num_features = num_features
+        self.linear = linear
         # what Booster.predict does with num_iteration=None and start_iteration=0
         self.num_iteration = int(booster.best_iteration)
         self._handles: dict[str, ctypes.c_void_p] = {}
@@ -106,17 +108,19 @@ class SingleRowPredictor:
         """Raw score (log-odds) of one encoded row, shape (1, n_features) or (n_features,)."""
         row = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
         if not self.fast:
-            return float(self.booster.predict(row.reshape(1, -1), raw_score=True, num_threads=1)[0])
-        out = np.empty(1, dtype=np.float64)
-        return float(self._run("raw", row, out)[0])
+            trees = float(self.booster.predict(row.reshape(1, -1), raw_score=True, num_threads=1)[0])
+        else:
+            trees = float(self._run("raw", row, np.empty(1, dtype=np.float64))[0])
+        return trees if self.linear is None else float(self.linear.blend(np.array([trees]), row.reshape(1, -1))[0])
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
         """TreeSHAP contributions of one row: n_features values, then the base value."""
         row = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
         if not self.fast:
-            return np.asarray(self.booster.predict(row.reshape(1, -1), pred_contrib=True, num_threads=1))[0]
-        out = np.empty(self.num_features + 1, dtype=np.float64)
-        return self._run("contrib", row, out)
+            trees = np.asarray(self.booster.predict(row.reshape(1, -1), pred_contrib=True, num_threads=1))[0]
+        else:
+            trees = self._run("contrib", row, np.empty(self.num_features + 1, dtype=np.float64))
+        return trees if self.linear is None else self.linear.blend_contributions(trees, row.reshape(1, -1))[0]
 
     def close(self) -> None:
         lib = getattr(self, "_lib", None)
@@ -159,7 +163,7 @@ class ServedModel:
 
         spec = TaskSpec.model_validate(model.task_spec)
         writer = ReasonWriter.build(model.features, spec.positive_means, _outcome_zh(spec), FEATURES_BY_NAME)
-        predictor = SingleRowPredictor(model.booster, len(model.feature_names))
+        predictor = SingleRowPredictor(model.booster, len(model.feature_names), model.linear)
         return cls(task=task, model_name=model_name, version=version, run_id=run_id, alias=alias, model=model,
                    spec=spec, reasons=writer, predictor=predictor)
 

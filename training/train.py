@@ -11,12 +11,14 @@ embargo). Each Optuna trial, the default-parameter baseline and the tuned parame
 by their CV mean ROC AUC (early stopping inside each fold). The tuned model is the mean raw score
 of the `tuning.ensemble_size` best trials (at most `tuning.ensemble_share` of the finished ones),
 judged by the CV of the averaged out-of-fold scores (`training.cv.mean_cv`); it is used unless the
-baseline's CV mean leads it by more than `-cv.choose_margin_se` standard errors (`training.cv.choose`). The calibration is
-chosen on the chosen candidate's out-of-fold scores (`training.evaluate.choose_oof_calibration`).
+baseline's CV mean leads it by more than `-cv.choose_margin_se` standard errors (`training.cv.choose`). On a development set of
+at most `blend.max_rows` rows a logistic regression is then blended into the chosen model's raw score
+at the weight its out-of-fold scores choose (`training.linear`; weight 0 keeps the trees alone). The calibration is
+chosen on the chosen candidate's (blended) out-of-fold scores (`training.evaluate.choose_oof_calibration`).
 Each member is refitted on every development row with its CV's rounds (`refit_rounds`) and the
 members are averaged into one booster (`training.cv.average_boosters`); the test metrics come
 from that model. Then, with `refit: all` (the default for
-own tables), the registered model is refitted once more on every row, test rows included (tag
+own tables), the registered model (and its linear part) is refitted once more on every row, test rows included (tag
 `tenure.refit`: `non_test` or `all`); the test metrics stay those of the model that had not seen
 the test rows.
 
@@ -36,13 +38,15 @@ What the parent run holds (promotion, serving and monitoring read these names):
   calibrated and refitted the same way) for every metric in `training.evaluate.METRICS`;
   `cv_mean_roc_auc`, `cv_std_roc_auc`, `cv_se_roc_auc`, `fold_<i>_roc_auc`, `baseline_cv_mean_roc_auc`,
   `tuned_cv_mean_roc_auc` (the ensemble's), `tuned_best_trial_cv_mean_roc_auc`, `ensemble_size`,
-  `best_iteration` (the CV's mean rounds), `refit_rounds` (the refit's, per member); each trial's nested run has its
+  `best_iteration` (the CV's mean rounds), `refit_rounds` (the refit's, per member), `blend_weight` (the
+  linear part's; NaN when not tried), `trees_cv_mean_roc_auc` and `linear_cv_mean_roc_auc` (each part
+  alone; `cv_mean_roc_auc` is the blend's); each trial's nested run has its
   per-fold AUCs;
 - tags `tenure.task`, `tenure.model_name`, `tenure.featureset_path`, `tenure.featureset_hash`,
   `tenure.split` (development span as `train`, out-of-fold span as `valid`, `test`, `folds`),
   `tenure.best_trial`, `tenure.ensemble` (the members' trial numbers, best first; [] for the
   baseline), `tenure.chosen`, `tenure.calibration`, `tenure.refit`, `tenure.git_commit`,
-  `tenure.seed` (and `tenure.columns`, `tenure.study`, `tenure.registered_version`).
+  `tenure.blend_weight`, `tenure.seed` (and `tenure.columns`, `tenure.study`, `tenure.registered_version`).
 
 Tasks with monotone constraints (default risk: more days past due, late payments and debt never
 lower the risk) train with `monotone_constraints_method: intermediate`, and the registered booster
@@ -58,7 +62,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +74,7 @@ from configs.settings import Settings
 from configs.train import TrainConfig
 from features.featureset import FeatureSet, read_featureset
 from models import LabelSpec, TaskSpec, Tier, load_spec, task_names
-from models.artifact import Calibration, TenureModel
+from models.artifact import Calibration, LinearPart, TenureModel
 from models.layout import CHALLENGER, TAG_RUN_ID
 from models.metrics import binary_metrics
 from training.cv import (
@@ -84,6 +88,7 @@ from training.cv import (
     refit,
 )
 from training.evaluate import choose_oof_calibration
+from training.linear import Blend, choose_weight, fit_linear, linear_oof
 from training.split import Split, split_featureset
 
 __all__ = ["TrainData", "passive_openmp", "train_task", "lightgbm_params", "monotone_violations"]
@@ -122,11 +127,12 @@ def lightgbm_params(cfg: TrainConfig, spec: TaskSpec) -> dict[str, Any]:
     return params
 
 
-def monotone_violations(booster: Any, X: np.ndarray, feature_names: Sequence[str],  # noqa: N803
-                        monotone: dict[str, int], grid_points: int = 20) -> dict[str, float]:
+def monotone_violations(score: Callable[[np.ndarray], np.ndarray], X: np.ndarray,  # noqa: N803
+                        feature_names: Sequence[str], monotone: dict[str, int],
+                        grid_points: int = 20) -> dict[str, float]:
     """Per constrained feature, the largest raw-score move against its constraint (0.0 = respected).
 
-    Each row of `X` is scored along a grid of the feature's values (its quantiles in `X` plus
+    `score` maps encoded rows to raw scores. Each row of `X` is scored along a grid of the feature's values (its quantiles in `X` plus
     0), the other features held; a +1 feature must never lower the score, a -1 never raise it.
     """
     out: dict[str, float] = {}
@@ -140,7 +146,7 @@ def monotone_violations(booster: Any, X: np.ndarray, feature_names: Sequence[str
         for value in grid:
             Xg = X.copy()  # noqa: N806
             Xg[:, j] = value
-            scores.append(booster.predict(Xg, raw_score=True))
+            scores.append(score(Xg))
         steps = np.diff(np.vstack(scores), axis=0) * sign
         out[name] = float(max(0.0, -steps.min())) if steps.size else 0.0
     return out
@@ -289,6 +295,12 @@ class Candidate:
     calibration: Calibration
     calibration_scores: dict[str, float]
     booster: Any  # refitted on every development row with the CV's rounds (each member its own)
+    linear: LinearPart | None = None  # blended in (`blend`), fitted on every development row
+    blend: Blend | None = None
+
+    def raw_score(self, X: np.ndarray) -> np.ndarray:  # noqa: N803
+        trees = self.booster.predict(X, raw_score=True)
+        return trees if self.linear is None else self.linear.blend(trees, X)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -296,14 +308,32 @@ class Candidate:
         return self.members[0][0]
 
 
+def _calibrate(cv: CVResult, y: np.ndarray, cfg: TrainConfig) -> tuple[Calibration, dict[str, float]]:
+    mask = cv.validated
+    return choose_oof_calibration(
+        cv.oof_raw[mask], y[mask], cv.fold_of_row[mask], cfg.calibration.methods,
+        isotonic_min_rows=cfg.calibration.isotonic_min_rows, max_auc_loss=cfg.calibration.max_auc_loss)
+
+
 def _candidate(members: list[Member], data: TrainData, cfg: TrainConfig, split_kind: str) -> Candidate:
     cv = mean_cv([c for _, c in members], data.y)
-    mask = cv.validated
-    calibration, scores = choose_oof_calibration(
-        cv.oof_raw[mask], data.y[mask], cv.fold_of_row[mask], cfg.calibration.methods,
-        isotonic_min_rows=cfg.calibration.isotonic_min_rows, max_auc_loss=cfg.calibration.max_auc_loss)
+    calibration, scores = _calibrate(cv, data.y, cfg)
     return Candidate(members, cv, calibration, scores,
                      refit_members(members, data.X, data.y, data, cfg, split_kind))
+
+
+def _blended(candidate: Candidate, data: TrainData, features: list[dict[str, Any]], spec: TaskSpec,
+             cfg: TrainConfig) -> Candidate:
+    """`candidate` with the linear part blended in at the weight its out-of-fold scores choose
+    (`training.linear`), recalibrated on the blend; unchanged (with its `blend` set) at weight 0."""
+    blend = choose_weight(candidate.cv, linear_oof(data, features, spec.monotone, cfg.blend.c), data.y,
+                          cfg.blend.weight_step)
+    if blend.weight == 0:
+        return replace(candidate, blend=blend)
+    calibration, scores = _calibrate(blend.cv, data.y, cfg)
+    linear = fit_linear(data.X, data.y, features, spec.monotone, cfg.blend.c, weight=blend.weight)
+    return replace(candidate, cv=blend.cv, calibration=calibration, calibration_scores=scores, linear=linear,
+                   blend=blend)
 
 
 def refit_members(members: list[Member], X: np.ndarray, y: np.ndarray, data: TrainData,  # noqa: N803
@@ -442,12 +472,14 @@ def train_task(task_or_spec: str | TaskSpec, featureset_path: Path | str, cfg: T
         chosen, se = choose(tuned_cv, baseline_cv, y_dev, cfg.cv.choose_margin_se, cfg.seed)
         baseline = _candidate([(base, baseline_cv)], data, cfg, split.kind)
         final = baseline if chosen == "baseline" else _candidate(members, data, cfg, split.kind)
+        if cfg.blend.enabled and len(y_dev) <= cfg.blend.max_rows:
+            final = _blended(final, data, defs, spec, cfg)
         final_params, calibration, cv = final.params, final.calibration, final.cv
         ensemble = [{"trial": number, "cv_mean_roc_auc": value, "rounds": c.rounds, "params": params}
                     for (number, params, value), (_, c) in zip(tuned.top, members, strict=True)] \
             if chosen == "tuned" else []
         oof = cv.validated
-        probs = {"valid": calibration(cv.oof_raw[oof]), "test": calibration(final.booster.predict(X_test, raw_score=True))}
+        probs = {"valid": calibration(cv.oof_raw[oof]), "test": calibration(final.raw_score(X_test))}
         base_probs = {"valid": baseline.calibration(baseline_cv.oof_raw[baseline_cv.validated]),
                       "test": baseline.calibration(baseline.booster.predict(X_test, raw_score=True))}
         y_oof = y_dev[oof]
@@ -458,16 +490,18 @@ def train_task(task_or_spec: str | TaskSpec, featureset_path: Path | str, cfg: T
         # the test metrics are recorded: refit on every row if asked (same calibration; rounds
         # scaled to the rows as `lightgbm.refit_rounds` says)
         if refit_on == "all":
-            booster = refit_members(final.members, np.vstack([X_dev, X_test]), np.concatenate([y_dev, y_test]),
-                                    data, cfg, split.kind)
+            X_fit, y_fit = np.vstack([X_dev, X_test]), np.concatenate([y_dev, y_test])  # noqa: N806
+            booster = refit_members(final.members, X_fit, y_fit, data, cfg, split.kind)
+            linear = None if final.linear is None else fit_linear(X_fit, y_fit, defs, spec.monotone, cfg.blend.c,
+                                                                  weight=final.linear.weight)
             trained_rows = pd.concat([split.train, split.test])
         else:
-            booster, trained_rows = final.booster, split.train
-        X_fit = np.vstack([X_dev, X_test]) if refit_on == "all" else X_dev  # noqa: N806
+            X_fit, booster, linear, trained_rows = X_dev, final.booster, final.linear, split.train  # noqa: N806
+        model = TenureModel(booster=booster, features=defs, calibration=calibration, linear=linear)
         if spec.monotone:
             sample = X_fit[_sample_index(len(X_fit), 500, cfg.seed)]
-            broken = {f: v for f, v in monotone_violations(booster, sample, feature_names, spec.monotone).items()
-                      if v > 1e-9}
+            broken = {f: v for f, v in monotone_violations(model.raw_score, sample, feature_names,
+                                                           spec.monotone).items() if v > 1e-9}
             if broken:
                 raise TrainingError(
                     f"the {chosen} model of {name} breaks its monotone constraints (largest raw-score move "
@@ -484,6 +518,9 @@ def train_task(task_or_spec: str | TaskSpec, featureset_path: Path | str, cfg: T
                  "refit_rounds": booster.num_trees() / len(final.members),
                  "tuned_best_trial_cv_mean_roc_auc": tuned.best_value if tuned.best_value is not None else float("nan"),
                  "n_trials_complete": float(tuned.n_complete), "n_trials_pruned": float(tuned.n_pruned),
+                 "blend_weight": final.blend.weight if final.blend else float("nan"),
+                 "trees_cv_mean_roc_auc": final.blend.trees_cv_mean if final.blend else cv.mean,
+                 "linear_cv_mean_roc_auc": final.blend.linear_cv_mean if final.blend else float("nan"),
                  "train_rows": float(len(trained_rows)), "train_positive_rate": float(y_dev.mean()),
                  "test_positive_rate": float(y_test.mean()),
                  **{f"calibration_oof_{m}": v for m, v in final.calibration_scores.items()}}
@@ -492,21 +529,26 @@ def train_task(task_or_spec: str | TaskSpec, featureset_path: Path | str, cfg: T
             mlflow.log_params({f"best_{k}": v for k, v in tuned.best_params.items()})
         mlflow.set_tags({"tenure.best_trial": str(tuned.best_trial) if tuned.best_trial is not None else "none",
                          "tenure.chosen": chosen, "tenure.calibration": calibration.method,
+                         "tenure.blend_weight": str(linear.weight if linear is not None else 0.0),
                          "tenure.best_params": json.dumps(tuned.best_params or {}),
                          "tenure.ensemble": json.dumps([m["trial"] for m in ensemble])})
         tuned_text = f"{tuned_cv.mean:.4f}" if tuned_cv is not None else "none"
         what = (f"the tuned model (mean of the {len(members)} best trials, {[m['trial'] for m in ensemble]})"
                 if chosen == "tuned" and len(members) > 1 else f"the {chosen} parameters")
+        blended = (f", blended with a logistic regression at weight {linear.weight:g} (CV AUC trees "
+                   f"{final.blend.trees_cv_mean:.4f}, regression {final.blend.linear_cv_mean:.4f}, blend {cv.mean:.4f})"
+                   if linear is not None and final.blend is not None else "")
         say(f"{name}: chose {what} (CV AUC tuned {tuned_text} vs baseline {baseline_cv.mean:.4f}, "
-            f"SE {se:.4f}), {cv.rounds} rounds, calibration {calibration.method}; test AUC "
+            f"SE {se:.4f}), {cv.rounds} rounds{blended}, calibration {calibration.method}; test AUC "
             f"{metrics['test']['roc_auc']:.4f} (baseline {metrics['baseline_test']['roc_auc']:.4f})")
 
         model = TenureModel(
             booster=booster, features=defs, calibration=calibration, task_spec=spec.model_dump(mode="json"),
-            meta={"task": spec.name, "model_name": name, "run_id": run_id, "featureset_path": str(path),
+            linear=linear, meta={"task": spec.name, "model_name": name, "run_id": run_id, "featureset_path": str(path),
                   "featureset_hash": fs.content_hash, "id_column": fs.id_column, "time_column": fs.time_column,
                   "label": fs.label, "group_columns": cols["groups"], "split": split_desc, "chosen": chosen,
                   "params": final_params, "ensemble": ensemble,
+                  "blend_weight": linear.weight if linear is not None else 0.0,
                   "best_iteration": int(booster.best_iteration), "refit": refit_on,
                   "cv_mean_roc_auc": cv.mean, "git_commit": commit,
                   "seed": cfg.seed, "trained_at": pd.Timestamp.now(tz="UTC").isoformat()},
@@ -528,6 +570,9 @@ def train_task(task_or_spec: str | TaskSpec, featureset_path: Path | str, cfg: T
                 **metrics, "chosen": chosen, "calibration": calibration.to_dict(),
                 "calibration_oof": final.calibration_scores, "best_trial": tuned.best_trial,
                 "best_params": tuned.best_params, "final_params": final_params, "ensemble": ensemble,
+                "blend": None if final.blend is None else {
+                    "weight": final.blend.weight, "trees_cv_mean_roc_auc": final.blend.trees_cv_mean,
+                    "linear_cv_mean_roc_auc": final.blend.linear_cv_mean, "cv_mean_roc_auc": final.blend.cv.mean},
                 "cv": {"chosen": _cv_summary(cv), "baseline": _cv_summary(baseline_cv),
                        "tuned": _cv_summary(tuned_cv) if tuned_cv is not None else None, "se": se,
                        "choose_margin_se": cfg.cv.choose_margin_se},

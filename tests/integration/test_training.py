@@ -468,6 +468,20 @@ def test_own_table_is_cross_validated_and_the_registered_model_is_refitted_on_ev
         assert model.booster.num_trees() == sum(rounds) and metrics["ensemble_size"] == len(complete)
     else:
         assert saved["ensemble"] == [] and metrics["ensemble_size"] == 1
+    # a logistic regression blended in (`blend`), its weight chosen out of fold: this logit is additive
+    weight = metrics["blend_weight"]
+    assert weight > 0 and float(tags["tenure.blend_weight"]) == weight == saved["blend"]["weight"]
+    assert model.linear is not None and model.linear.weight == weight
+    assert saved["blend"]["cv_mean_roc_auc"] == pytest.approx(metrics["cv_mean_roc_auc"])
+    # the registered model's regression was refitted on every row as well: its SHAP values centre on them
+    X_all = model.encode_frame(table.assign(plan=table["plan"].astype(object)))  # noqa: N806
+    np.testing.assert_allclose(model.linear.contributions(X_all)[:, :-1].mean(axis=0), 0.0, atol=1e-9)
+    np.testing.assert_allclose(model.contributions(X_all).sum(axis=1), model.raw_score(X_all), atol=1e-9)
+    # the MLflow pyfunc (the model's own copy of the artefact code) scores the blend as Tenure does
+    pyfunc = mlflow.pyfunc.load_model(f"runs:/{result['run_id']}/model")
+    # (its signature types numeric features as double; MLflow refuses int64 columns there as unsafe)
+    sent = rows[["tenure_months", "plan", "rent"]].astype({"tenure_months": "float64", "plan": object})
+    np.testing.assert_allclose(pyfunc.predict(sent)["probability"], again, atol=1e-12)
 
 
 # ---- the synthetic generator, all three tasks ----------------------------------------------------

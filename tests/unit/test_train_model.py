@@ -126,8 +126,10 @@ def test_monotone_constraints_hold_where_an_unconstrained_model_breaks_them(data
         assert _max_drop(constrained, encoder, rows, feature) <= 1e-9, feature
     # and the check training runs before registering a model sees the same
     X = encoder.encode_frame(rows)  # noqa: N806
-    assert max(monotone_violations(free, X, encoder.feature_names, SPEC.monotone).values()) > 0.05
-    assert max(monotone_violations(constrained, X, encoder.feature_names, SPEC.monotone).values()) == 0.0
+    assert max(monotone_violations(lambda x: free.predict(x, raw_score=True), X, encoder.feature_names,
+                                   SPEC.monotone).values()) > 0.05
+    assert max(monotone_violations(lambda x: constrained.predict(x, raw_score=True), X, encoder.feature_names,
+                                   SPEC.monotone).values()) == 0.0
 
 
 def test_fit_fold_returns_the_best_iteration_and_its_validation_auc(data: TrainData) -> None:
