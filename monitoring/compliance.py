@@ -281,6 +281,7 @@ def _render(ref: VersionRef, model: Any, cols: Mapping[str, Any], reference: pd.
         ("rows (train / valid / test)", " / ".join(str(v) for v in (split.get("rows") or {}).values()) or None),
         ("label", f"{cols.get('label')}: {(spec.get('label') or {}).get('definition', '')}"),
         ("calibration", tags.get("tenure.calibration")), ("parameters chosen", tags.get("tenure.chosen")),
+        ("logistic regression blended in at weight", tags.get("tenure.blend_weight", "0 (trained before blending)")),
         ("seed", tags.get("tenure.seed")),
         ("registered", dt.datetime.fromtimestamp(ref.created_at / 1000, dt.UTC).isoformat(timespec="seconds")
          if ref.created_at else None),
@@ -314,7 +315,11 @@ def _render(ref: VersionRef, model: Any, cols: Mapping[str, Any], reference: pd.
     if len(sample) > cfg.compliance.shap_rows:
         sample = reference.sample(n=cfg.compliance.shap_rows, random_state=cfg.reports.seed)
     importance = global_importance(model, sample)
-    parts.append(f"<p>Mean absolute SHAP contribution (TreeSHAP, log-odds) over {len(sample):,} rows of the "
+    linear = getattr(model, "linear", None)
+    how = ("TreeSHAP" if linear is None else
+           f"TreeSHAP of the trees blended with the exact SHAP values of the logistic regression blended into "
+           f"the score at weight {linear.weight:g}")
+    parts.append(f"<p>Mean absolute SHAP contribution ({how}, log-odds) over {len(sample):,} rows of the "
                  "training reference, drawn with the seed.</p>")
     parts.append(_importance_figure(importance, cfg.compliance.top_features))
     total = float(importance.sum()) or 1.0

@@ -167,7 +167,9 @@ class Reason(_Out):
 
     feature: str
     value: float | str | None = Field(description="The value as scored; null when missing.")
-    contribution: float = Field(description="TreeSHAP contribution to the raw score (log-odds).")
+    contribution: float = Field(description="SHAP contribution to the raw score (log-odds): TreeSHAP of the trees, "
+                                            "blended with the exact SHAP value of the model's linear part when it "
+                                            "has one.")
     direction: Literal["raised", "lowered"] = Field(description="Whether it raised or lowered the score.")
     text_en: str = Field(description="The reason in plain English.")
     text_zh: str = Field(description="The reason in plain Chinese.")

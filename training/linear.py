@@ -29,14 +29,19 @@ import numpy as np
 from models.artifact import LinearPart
 from training.cv import CVResult, TrainData
 
+DENSE_MAX_COLUMNS = 256
+
 
 def _design(X: np.ndarray, features: Sequence[Mapping[str, Any]],  # noqa: N803
-            stats: list[dict[str, Any]] | None = None) -> tuple[np.ndarray, list[dict[str, Any]], list[list[int]]]:
-    """The regression's design matrix of encoded rows `X`, the per-feature statistics it used
-    (computed on `X` when `stats` is None) and each feature's columns in it."""
+            stats: list[dict[str, Any]] | None = None) -> tuple[Any, list[dict[str, Any]], list[list[int]]]:
+    """The regression's design matrix of encoded rows `X` (sparse above `DENSE_MAX_COLUMNS`
+    columns: a feature of many categories adds one column per category), the per-feature statistics it used (computed on `X` when
+    `stats` is None) and each feature's columns in it."""
+    from scipy import sparse
+
     fit = stats is None
     stats = [] if stats is None else stats
-    blocks: list[np.ndarray] = []
+    blocks: list[Any] = []
     columns: list[list[int]] = []
     width = 0
     for j, f in enumerate(features):
@@ -46,8 +51,7 @@ def _design(X: np.ndarray, features: Sequence[Mapping[str, Any]],  # noqa: N803
             n = len(f["categories"])
             known = ~missing & (col >= 0) & (col < n)
             codes = np.where(known, col, n).astype(np.int64)
-            block = np.zeros((len(col), n + 1))
-            block[np.arange(len(col)), codes] = 1.0
+            block = sparse.csr_matrix((np.ones(len(col)), (np.arange(len(col)), codes)), shape=(len(col), n + 1))
             if fit:
                 stats.append({"kind": "categorical", "n": n})
         else:
@@ -61,14 +65,18 @@ def _design(X: np.ndarray, features: Sequence[Mapping[str, Any]],  # noqa: N803
                               "scale": scale if scale > 0 else 1.0})
             s = stats[j]
             filled = np.clip(np.where(missing, s["fill"], col), s["low"], s["high"])
-            block = np.column_stack([(filled - s["mean"]) / s["scale"], missing.astype(np.float64)])
+            block = sparse.csr_matrix(np.column_stack([(filled - s["mean"]) / s["scale"], missing.astype(np.float64)]))
         blocks.append(block)
         columns.append(list(range(width, width + block.shape[1])))
         width += block.shape[1]
-    return (np.hstack(blocks) if blocks else np.empty((len(X), 0))), stats, columns
+    if not blocks:
+        return np.empty((len(X), 0)), stats, columns
+    Z = sparse.hstack(blocks, format="csr")  # noqa: N806
+    # dense unless wide: a few dozen columns multiply many times faster dense
+    return (Z.toarray() if Z.shape[1] <= DENSE_MAX_COLUMNS else Z), stats, columns
 
 
-def _fit_logistic(Z: np.ndarray, y: np.ndarray, c: float,  # noqa: N803
+def _fit_logistic(Z: Any, y: np.ndarray, c: float,  # noqa: N803
                   bounds: Sequence[tuple[float | None, float | None]]) -> tuple[float, np.ndarray]:
     """Intercept and coefficients minimising the log loss + ||beta||^2 / (2c), within `bounds`."""
     from scipy.optimize import minimize

@@ -162,3 +162,24 @@ def test_a_linear_part_alone_round_trips_through_json() -> None:
     part = fit_linear(X, y, FEATURES, {}, c=0.5, weight=0.3)
     again = LinearPart(**json.loads(json.dumps(part.to_dict())))
     np.testing.assert_allclose(again.contributions(X), part.contributions(X), atol=0)
+
+
+def test_a_feature_of_many_categories_fits_through_the_sparse_design(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above `DENSE_MAX_COLUMNS` design columns the one-hot matrix stays sparse (a 20,000-row table
+    with a 2,000-value category would need 320 MB dense); the fit is the same."""
+    from training import linear
+
+    rng = np.random.default_rng(10)
+    n, k = 3000, 300
+    features = [{"name": "x", "kind": "numeric"},
+                {"name": "shop", "kind": "categorical", "categories": [f"s{i}" for i in range(k)]}]
+    X = np.column_stack([rng.normal(size=n), rng.integers(0, k, n).astype(np.float64)])  # noqa: N806
+    effect = rng.normal(0, 0.7, k)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(X[:, 0] + effect[X[:, 1].astype(int)])))).astype(np.int64)
+    Z, _, _ = linear._design(X, features)  # noqa: N806
+    assert Z.shape[1] == 2 + k + 1 > linear.DENSE_MAX_COLUMNS and hasattr(Z, "tocsc")  # scipy sparse
+    wide = fit_linear(X, y, features, {}, c=1.0)
+    monkeypatch.setattr(linear, "DENSE_MAX_COLUMNS", 10_000)
+    assert isinstance(linear._design(X, features)[0], np.ndarray)
+    np.testing.assert_allclose(wide.raw_score(X), fit_linear(X, y, features, {}, c=1.0).raw_score(X), atol=1e-3)
+    assert np.corrcoef(wide.terms[1]["coefs"], effect)[0, 1] > 0.5  # the categories' effects are learned
