@@ -149,6 +149,7 @@ def evaluate_gates(
     clusters: Any | None = None,
     model_name: str = "",
     time_column: str | None = None,
+    importance_measure: str = "gain",
 ) -> tuple[list[GateResult], dict[str, Any]]:
     """Every gate of `cfg` on the evaluation rows, and the metrics behind them.
 
@@ -156,7 +157,8 @@ def evaluate_gates(
     probabilities); `reference` the challenger's training rows; `features` the challenger's
     feature definitions (name, kind); `champion_proba` None when there is no champion or it
     could not be scored (then `champion_note` says why); `importance` the challenger's share of
-    total gain per feature (None: every feature is gated on PSI); `time_column`, when both
+    total gain per feature, or of another `importance_measure` (`mean |SHAP|` for a model with a
+    linear part) (None: every feature is gated on PSI); `time_column`, when both
     frames have it, makes the stability gate compare like calendar months.
     """
     from models.metrics import positive_threshold
@@ -219,7 +221,8 @@ def evaluate_gates(
         gates.extend(_fairness_gates(col, report.get(col), threshold, cfg, rate_exempt=exempt))
 
     # stability
-    gates.append(_stability_gate(rows, reference, features, importance, cfg, metrics, time_column))
+    gates.append(_stability_gate(rows, reference, features, importance, cfg, metrics, time_column,
+                                 importance_measure))
     return gates, metrics
 
 
@@ -254,7 +257,8 @@ def _fairness_gates(col: str, r: GroupFairness | None, threshold: float, cfg: Pr
 
 def _stability_gate(rows: pd.DataFrame, reference: pd.DataFrame, features: Sequence[dict[str, Any]],
                     importance: Mapping[str, float] | None, cfg: PromoteConfig,
-                    metrics: dict[str, Any], time_column: str | None = None) -> GateResult:
+                    metrics: dict[str, Any], time_column: str | None = None,
+                    measure: str = "gain") -> GateResult:
     """`max_feature_psi`: the worst PSI among the features the model relies on; fills metrics["psi"].
 
     With `time_column` in both frames, the training rows are weighted to the calendar months of
@@ -290,19 +294,22 @@ def _stability_gate(rows: pd.DataFrame, reference: pd.DataFrame, features: Seque
         gated = gated.drop(list(small_moves))
         metrics["psi_small_moves"] = {n: v.to_dict() for n, v in small_moves.items()}
     if importance is not None:
-        metrics["gain_share"] = {k: round_metric(v) for k, v in share.sort_values(ascending=False).items()}
+        key = "gain_share" if measure == "gain" else "importance_share"
+        metrics[key] = {k: round_metric(v) for k, v in share.sort_values(ascending=False).items()}
+        if key != "gain_share":
+            metrics["importance_measure"] = measure
         metrics["psi_gated_features"] = list(gated.index)
     if gated.empty:
         return GateResult("max_feature_psi", True, None, cfg.max_feature_psi, "no features to check")
     top = float(gated.iloc[0])
     over = int((gated > cfg.max_feature_psi).sum())
     scope = (f"{len(gated)} features" if importance is None else
-             f"{len(gated)} features with >= {cfg.psi_min_importance:g} of the gain")
+             f"{len(gated)} features with >= {cfg.psi_min_importance:g} of the {measure}")
     detail = f"{over} of {scope} above; worst: " + ", ".join(
         f"{k} {v:.3f}" for k, v in gated.head(cfg.psi_report_worst).items())
     ungated = psi.drop([*gated.index, *small_moves])
     if len(ungated):
-        detail += "; not gated (less gain): " + ", ".join(
+        detail += f"; not gated (less {measure}): " + ", ".join(
             f"{k} {v:.3f}" for k, v in ungated.head(cfg.psi_report_worst).items())
     if cfg.psi_exclude:
         detail += f"; excluded: {', '.join(cfg.psi_exclude)}"

@@ -41,6 +41,7 @@ import pandas as pd
 from configs import TenureError
 from configs.promote import PromoteConfig
 from configs.settings import Settings
+from models.artifact import TenureModel
 from models.layout import (
     CHALLENGER,
     CHAMPION,
@@ -206,6 +207,18 @@ def _champion_overlap(client: Any, champion: Any, split: dict[str, Any]) -> str:
             "so its AUC here is optimistic")
 
 
+def feature_importance(model: TenureModel, rows: pd.DataFrame) -> tuple[dict[str, float], str]:
+    """Each feature's share of what the model relies on, and the measure: the booster's split gain,
+    or for a model with a linear part (which the gain does not see) the mean |SHAP value| over `rows`."""
+    if model.linear is None:
+        value, measure = np.asarray(model.booster.feature_importance("gain"), dtype=np.float64), "gain"
+    else:
+        X = model.encode_frame(rows[model.feature_names], strict=False)  # noqa: N806
+        value, measure = np.abs(model.contributions(X)[:, :-1]).mean(axis=0), "mean |SHAP|"
+    total = float(value.sum())
+    return dict(zip(model.feature_names, value / total if total > 0 else value, strict=True)), measure
+
+
 def promote(model_name: str, settings: Settings, cfg: PromoteConfig, *, force: bool = False,
             reason: str | None = None, actor: str | None = None,
             shadow: ShadowEvidence | None = None) -> PromotionDecision:
@@ -254,13 +267,12 @@ def promote(model_name: str, settings: Settings, cfg: PromoteConfig, *, force: b
         raise PromotionError(f"model {model_name} version {challenger.version} carries no task spec "
                              "tiers; cannot tell which predictions count as positive")
     groups = list(spec.get("groups") or fs.group_columns)
-    gain = np.asarray(model.booster.feature_importance("gain"), dtype=np.float64)
-    importance = dict(zip(model.feature_names, gain / gain.sum() if gain.sum() > 0 else gain, strict=True))
+    importance, measure = feature_importance(model, rows)
     gates, metrics = evaluate_gates(
         y_true=y, challenger_proba=proba, champion_proba=champion_proba, rows=rows, reference=reference,
         features=model.features, group_columns=groups, tiers=tiers, cfg=cfg, champion_note=note,
         importance=importance, clusters=rows[fs.id_column].to_numpy(), model_name=model_name,
-        time_column=fs.time_column)
+        time_column=fs.time_column, importance_measure=measure)
     times = rows[fs.time_column]
     metrics["window"] = {"kind": split["kind"], "test": list(split["test"]),
                          "first_snapshot": str(times.min().date()), "last_snapshot": str(times.max().date())}
