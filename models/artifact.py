@@ -176,6 +176,15 @@ class TenureModel:
             if f["kind"] == "categorical"
         }
         self.categorical_indices: list[int] = [self._index[n] for n in self._codes]
+        if self.linear is not None:
+            terms = [t.get("kind") for t in self.linear.terms]
+            kinds = [f["kind"] for f in self.features]
+            if terms != kinds:
+                raise TenureError(f"the model's linear part has terms {terms} for features of kinds {kinds}")
+            for f, t in zip(self.features, self.linear.terms, strict=True):
+                if f["kind"] == "categorical" and len(t["coefs"]) != len(f["categories"]):
+                    raise TenureError(f"the model's linear part has {len(t['coefs'])} coefficients for "
+                                      f"{f['name']!r}, which has {len(f['categories'])} categories")
 
     # ---- encoding -------------------------------------------------------------------------
     def encode_record(self, record: Mapping[str, Any]) -> np.ndarray:
@@ -288,13 +297,17 @@ class TenureModel:
                 f"this Tenure reads versions {', '.join(map(str, READABLE_VERSIONS))}"
             )
         booster = lgb.Booster(model_file=str(directory / BOOSTER_FILE))
+        try:
+            linear = LinearPart(**payload["linear"]) if payload.get("linear") else None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise TenureError(f"model artefact in {directory}: its linear part is malformed ({exc!r})") from exc
         return cls(
             booster=booster,
             features=payload["features"],
             calibration=Calibration(**payload["calibration"]),
             task_spec=payload["task_spec"],
             meta=payload["meta"],
-            linear=LinearPart(**payload["linear"]) if payload.get("linear") else None,
+            linear=linear,
         )
 
 

@@ -205,3 +205,22 @@ def test_promotion_weighs_a_blended_models_features_by_mean_abs_shap_not_the_tre
     share, measure = feature_importance(blended, rows)
     assert measure == "mean |SHAP|" and sum(share.values()) == pytest.approx(1.0)
     assert share["income"] > 0.05  # gated on PSI like the features the trees use
+
+
+def test_a_malformed_linear_part_is_refused_on_load_in_one_line(tmp_path: Path) -> None:
+    from configs import TenureError
+
+    X, y = _table(400, seed=12)  # noqa: N806
+    booster = lgb.train(PARAMS, lgb.Dataset(X, y, categorical_feature=[3]), num_boost_round=5)
+    TenureModel(booster=booster, features=FEATURES, linear=fit_linear(X, y, FEATURES, {}, 1.0, weight=0.2)).save(
+        tmp_path / "m")
+    meta = tmp_path / "m" / "tenure_model.json"
+    payload = json.loads(meta.read_text())
+    for broken, match in ((lambda p: p["linear"]["terms"].pop(), "terms"),
+                          (lambda p: p["linear"]["terms"][3]["coefs"].pop(), "'region', which has 3 categories"),
+                          (lambda p: p["linear"]["terms"][0].pop("scale"), "linear part is malformed")):
+        copy = json.loads(json.dumps(payload))
+        broken(copy)
+        meta.write_text(json.dumps(copy))
+        with pytest.raises(TenureError, match=match):
+            TenureModel.load(tmp_path / "m")
