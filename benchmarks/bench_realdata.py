@@ -370,14 +370,15 @@ def markdown(summary: dict[str, Any], rows: list[dict[str, Any]], done: int, pla
                   "|---:|---:|---:|---:|"]
         lines += [f"| {seed} | {v['tenure']:.4f} | {v['optuna_cv5']:.4f} | {v['tenure'] - v['optuna_cv5']:+.4f} |"
                   for seed, v in summary["per_seed"].items()]
-    lines += ["", "Per seed (test ROC AUC; Tenure's choice, calibration, CV AUC, trials, train seconds):", "",
-              "| table | seed | LR | default LGBM | Optuna | Tenure | chosen | calibration | CV AUC | trials | s |",
-              "|---|---:|---:|---:|---:|---:|---|---|---:|---:|---:|"]
+    lines += ["", "Per seed (test ROC AUC; Tenure's choice, calibration, weight of the blended logistic regression, "
+              "CV AUC, trials, train seconds):", "",
+              "| table | seed | LR | default LGBM | Optuna | Tenure | chosen | calibration | blend | CV AUC | trials | s |",
+              "|---|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|"]
     for r in rows:
         i = r["tenure_info"]
         lines.append(f"| {r['table']} | {r['seed']} | {r['logistic_regression']:.4f} | {r['default_lightgbm']:.4f} | "
                      f"{r['optuna_cv5']:.4f} | {r['tenure']:.4f} | {i['chosen']} | {i['calibration']} | "
-                     f"{i['cv_auc']:.4f} | {i['trials']} | {i['train_seconds']:.0f} |")
+                     f"{i.get('blend_weight', 0.0):g} | {i['cv_auc']:.4f} | {i['trials']} | {i['train_seconds']:.0f} |")
     return "\n".join(lines)
 
 
