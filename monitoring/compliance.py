@@ -315,7 +315,7 @@ def _render(ref: VersionRef, model: Any, cols: Mapping[str, Any], reference: pd.
     if len(sample) > cfg.compliance.shap_rows:
         sample = reference.sample(n=cfg.compliance.shap_rows, random_state=cfg.reports.seed)
     importance = global_importance(model, sample)
-    linear = getattr(model, "linear", None)
+    linear = model.linear
     how = ("TreeSHAP" if linear is None else
            f"TreeSHAP of the trees blended with the exact SHAP values of the logistic regression blended into "
            f"the score at weight {linear.weight:g}")

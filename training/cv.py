@@ -152,8 +152,6 @@ def mean_cv(cvs: Sequence[CVResult], y: np.ndarray) -> CVResult:
     Each fold's AUC is recomputed on that fold's validation rows from the averaged out-of-fold
     scores (members early-stopped on the fold as in their own CV); `best_iterations` are the
     members' mean per fold (shown, not used: each member is refitted with its own rounds)."""
-    from sklearn.metrics import roc_auc_score
-
     if len(cvs) == 1:
         return cvs[0]
     which = cvs[0].fold_of_row
@@ -161,9 +159,16 @@ def mean_cv(cvs: Sequence[CVResult], y: np.ndarray) -> CVResult:
         raise ValueError("the candidates were not cross-validated on the same folds")
     oof = np.mean([c.oof_raw for c in cvs], axis=0)
     folds = range(len(cvs[0].fold_aucs))
-    aucs = [float(roc_auc_score(y[which == i], oof[which == i])) for i in folds]
+    aucs = fold_aucs(y, oof, which, len(folds))
     iterations = [int(round(float(np.mean([c.best_iterations[i] for c in cvs])))) for i in folds]
     return CVResult(fold_aucs=aucs, best_iterations=iterations, oof_raw=oof, fold_of_row=which)
+
+
+def fold_aucs(y: np.ndarray, score: np.ndarray, fold_of_row: np.ndarray, k: int) -> list[float]:
+    """The ROC AUC of `score` on each of folds 0..k-1's validation rows (`fold_of_row`, as in `CVResult`)."""
+    from sklearn.metrics import roc_auc_score
+
+    return [float(roc_auc_score(y[fold_of_row == i], score[fold_of_row == i])) for i in range(k)]
 
 
 def average_boosters(boosters: Sequence[Any]) -> Any:

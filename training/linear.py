@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from models.artifact import LinearPart
-from training.cv import CVResult, TrainData
+from training.cv import CVResult, TrainData, fold_aucs
 
 DENSE_MAX_COLUMNS = 256
 
@@ -138,23 +138,17 @@ class Blend:
     linear_cv_mean: float
 
 
-def _fold_aucs(y: np.ndarray, score: np.ndarray, which: np.ndarray, k: int) -> list[float]:
-    from sklearn.metrics import roc_auc_score
-
-    return [float(roc_auc_score(y[which == i], score[which == i])) for i in range(k)]
-
-
 def choose_weight(trees: CVResult, linear: np.ndarray, y: np.ndarray, step: float) -> Blend:
     """The blend weight of `0, step, ..., 1` with the highest CV mean AUC (the smallest on a tie)."""
     which, k = trees.fold_of_row, len(trees.fold_aucs)
     weights = np.unique(np.clip(np.round(np.append(np.arange(0.0, 1.0, step), 1.0), 6), 0.0, 1.0))
-    best_w, best_aucs = 0.0, _fold_aucs(y, trees.oof_raw, which, k)
+    best_w, best_aucs = 0.0, fold_aucs(y, trees.oof_raw, which, k)
     trees_mean = float(np.mean(best_aucs))
     for w in weights[1:]:
-        aucs = _fold_aucs(y, (1 - w) * trees.oof_raw + w * linear, which, k)
+        aucs = fold_aucs(y, (1 - w) * trees.oof_raw + w * linear, which, k)
         if np.mean(aucs) > np.mean(best_aucs):
             best_w, best_aucs = float(w), aucs
     oof = (1 - best_w) * trees.oof_raw + best_w * linear
     cv = CVResult(fold_aucs=best_aucs if best_w else list(trees.fold_aucs), best_iterations=trees.best_iterations,
                   oof_raw=oof, fold_of_row=which)
-    return Blend(best_w, cv, trees_mean, float(np.mean(_fold_aucs(y, linear, which, k))))
+    return Blend(best_w, cv, trees_mean, float(np.mean(fold_aucs(y, linear, which, k))))

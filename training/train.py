@@ -497,7 +497,17 @@ def train_task(task_or_spec: str | TaskSpec, featureset_path: Path | str, cfg: T
             trained_rows = pd.concat([split.train, split.test])
         else:
             X_fit, booster, linear, trained_rows = X_dev, final.booster, final.linear, split.train  # noqa: N806
-        model = TenureModel(booster=booster, features=defs, calibration=calibration, linear=linear)
+        model = TenureModel(
+            booster=booster, features=defs, calibration=calibration, task_spec=spec.model_dump(mode="json"),
+            linear=linear, meta={"task": spec.name, "model_name": name, "run_id": run_id, "featureset_path": str(path),
+                  "featureset_hash": fs.content_hash, "id_column": fs.id_column, "time_column": fs.time_column,
+                  "label": fs.label, "group_columns": cols["groups"], "split": split_desc, "chosen": chosen,
+                  "params": final_params, "ensemble": ensemble,
+                  "blend_weight": linear.weight if linear is not None else 0.0,
+                  "best_iteration": int(booster.best_iteration), "refit": refit_on,
+                  "cv_mean_roc_auc": cv.mean, "git_commit": commit,
+                  "seed": cfg.seed, "trained_at": pd.Timestamp.now(tz="UTC").isoformat()},
+        )
         if spec.monotone:
             sample = X_fit[_sample_index(len(X_fit), 500, cfg.seed)]
             broken = {f: v for f, v in monotone_violations(model.raw_score, sample, feature_names,
@@ -541,18 +551,6 @@ def train_task(task_or_spec: str | TaskSpec, featureset_path: Path | str, cfg: T
         say(f"{name}: chose {what} (CV AUC tuned {tuned_text} vs baseline {baseline_cv.mean:.4f}, "
             f"SE {se:.4f}), {cv.rounds} rounds{blended}, calibration {calibration.method}; test AUC "
             f"{metrics['test']['roc_auc']:.4f} (baseline {metrics['baseline_test']['roc_auc']:.4f})")
-
-        model = TenureModel(
-            booster=booster, features=defs, calibration=calibration, task_spec=spec.model_dump(mode="json"),
-            linear=linear, meta={"task": spec.name, "model_name": name, "run_id": run_id, "featureset_path": str(path),
-                  "featureset_hash": fs.content_hash, "id_column": fs.id_column, "time_column": fs.time_column,
-                  "label": fs.label, "group_columns": cols["groups"], "split": split_desc, "chosen": chosen,
-                  "params": final_params, "ensemble": ensemble,
-                  "blend_weight": linear.weight if linear is not None else 0.0,
-                  "best_iteration": int(booster.best_iteration), "refit": refit_on,
-                  "cv_mean_roc_auc": cv.mean, "git_commit": commit,
-                  "seed": cfg.seed, "trained_at": pd.Timestamp.now(tz="UTC").isoformat()},
-        )
 
         with tempfile.TemporaryDirectory(prefix="tenure-train-") as tmp_dir:
             tmp = Path(tmp_dir)
