@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -14,6 +14,9 @@ data_app = typer.Typer(help="Source data: generate synthetic leasing CRM data, v
                        no_args_is_help=True)
 features_app = typer.Typer(help="Point-in-time feature sets with labels, from a dataset or your own table.",
                            no_args_is_help=True)
+
+if TYPE_CHECKING:
+    from configs.settings import Settings
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML file overriding the stage's defaults.")]
 
@@ -62,11 +65,22 @@ def validate(
     typer.echo(f"{dataset}: " + ", ".join(f"{t} {len(df):,} rows ok" for t, df in tables.tables.items()))
 
 
+def dataset_folder(dataset: Path | None, st: Settings) -> Path:
+    """`--dataset`: a folder as given; a bare name that is not a folder here is the dataset of that
+    name under <home>/data (the name `tenure data generate --name` and `tenure train --dataset` use)."""
+    if dataset is None:
+        return st.dataset_dir("demo")
+    if not dataset.exists() and len(dataset.parts) == 1 and st.dataset_dir(dataset.name).exists():
+        return st.dataset_dir(dataset.name)
+    return dataset
+
+
 @features_app.command("build")
 @user_errors
 def build(
     task: Annotated[str, typer.Option(help="A task (a spec in models/ or TENURE_TASK_DIRS, e.g. churn) or all.")] = "all",
-    dataset: Annotated[Path | None, typer.Option(help="Dataset folder (default <home>/data/demo).")] = None,
+    dataset: Annotated[Path | None, typer.Option(help="Dataset folder, or the name of one under <home>/data "
+                                                      "(as `tenure data generate --name` wrote it; default demo).")] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default <home>/features/<dataset name>).")] = None,
     engine: Annotated[str, typer.Option(help="pandas (one process, one file per task) | dask (customer "
                                              "partitions on a Dask cluster, a folder of part files per task)")] = "pandas",
@@ -86,7 +100,7 @@ def build(
 
     st = load_settings(settings)
     cfg = load_config(FeaturesConfig, "features", config)
-    dataset_dir = dataset or st.dataset_dir("demo")
+    dataset_dir = dataset_folder(dataset, st)
     out_dir = out or st.features_dir / dataset_dir.name
     tasks = parse_tasks(task)
     if engine == "dask":

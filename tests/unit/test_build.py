@@ -289,3 +289,24 @@ def test_a_task_from_a_spec_file_builds_its_featureset_from_the_spec_alone(datas
         closed = early.loc[early["customer_id"] == c, "closed_date"]
         expected = bool(((closed >= s) & (closed < s + pd.DateOffset(months=6))).any())
         assert bool(y) == expected, (c, s)
+
+
+def test_features_build_takes_a_dataset_name_or_folder(dataset_dir, tmp_path, monkeypatch):
+    """`--dataset` is the name `tenure data generate --name` wrote under <home>/data, or a folder;
+    a name that is neither is refused naming it."""
+    import shutil
+
+    from helpers.cli import invoke
+
+    home = tmp_path / "home"
+    shutil.copytree(dataset_dir, home / "data" / "small")
+    monkeypatch.chdir(tmp_path)  # no folder called `small` here: the name resolves under <home>/data
+    res = invoke(["features", "build", "--task", "churn", "--dataset", "small", "--no-progress"], home)
+    assert res.exit_code == 0, res.output
+    assert (home / "features" / "small" / "churn.parquet").exists()
+    res = invoke(["features", "build", "--task", "churn", "--dataset", str(dataset_dir), "--out", str(tmp_path / "o"),
+                  "--no-progress"], home)
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "o" / "churn.parquet").exists()
+    res = invoke(["features", "build", "--task", "churn", "--dataset", "nosuch", "--no-progress"], home)
+    assert res.exit_code != 0 and "nosuch" in res.output and "Traceback" not in res.output
