@@ -412,8 +412,11 @@ def train_task(task_or_spec: str | TaskSpec, featureset_path: Path | str, cfg: T
                              folds=cfg.cv.folds, time_folds=cfg.cv.time_folds, source=str(path))
     split_desc = split.describe(fs.time_column)
     refit_on = refit_target(cfg, fs)
-    say(f"{name}: {split.kind} split, development rows {split_desc['train']} ({len(split.train):,}) in "
-        f"{len(split.folds)} {split_desc['cv'].replace('_', ' ')} folds, test {split_desc['test']} "
+    # dates only out of time: a random split's rows share one snapshot (1970-01-01 for a table without dates)
+    dev_span, test_span = ((f" {split_desc['train']}", f" {split_desc['test']}") if split.kind == "out_of_time"
+                           else ("", ""))
+    say(f"{name}: {split.kind} split, development rows{dev_span} ({len(split.train):,}) in "
+        f"{len(split.folds)} {split_desc['cv'].replace('_', ' ')} folds, test{test_span} "
         f"({len(split.test):,}); the registered model is refitted on {refit_on.replace('_', '-')} rows")
 
     def encode(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
