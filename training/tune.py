@@ -69,11 +69,6 @@ class TuneResult:
         """The best trial's CV mean ROC AUC."""
         return self.top[0][2] if self.top else None
 
-    @property
-    def best_cv(self) -> Any:
-        """The best trial's `training.cv.CVResult` when this process ran it, else None."""
-        return self.cvs.get(self.best_trial) if self.top else None
-
 
 def suggest(trial: Any, space: dict[str, ParamRange]) -> dict[str, Any]:
     """The trial's parameters from the YAML search space."""

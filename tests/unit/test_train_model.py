@@ -216,9 +216,10 @@ def test_the_start_points_are_the_first_trials_defaults_clipped_into_the_space(s
     # the best trial's CV comes back with its out-of-fold scores, equal to a rerun (deterministic)
     from training.cv import cross_validate
 
-    assert result.best_cv is not None and result.best_cv.mean == pytest.approx(result.best_value)
+    best_cv = result.cvs[result.best_trial]
+    assert best_cv.mean == pytest.approx(result.best_value)
     params = {**lightgbm_params(load_train_config(), load_spec("churn")), **result.best_params}
-    np.testing.assert_allclose(cross_validate(params, small).oof_raw, result.best_cv.oof_raw)
+    np.testing.assert_allclose(cross_validate(params, small).oof_raw, best_cv.oof_raw)
     # a resumed study does not queue them again
     again = _tune(small, tmp_path / "o.db", seed=1, trials=4, study="s", start_points=points)
     assert again.new_trials == 1
