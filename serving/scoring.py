@@ -114,7 +114,8 @@ class SingleRowPredictor:
         return trees if self.linear is None else float(self.linear.blend(np.array([trees]), row.reshape(1, -1))[0])
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
-        """TreeSHAP contributions of one row: n_features values, then the base value."""
+        """SHAP contributions of one row (TreeSHAP, blended with the linear part's when there is one):
+        n_features values, then the base value."""
         row = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
         if not self.fast:
             trees = np.asarray(self.booster.predict(row.reshape(1, -1), pred_contrib=True, num_threads=1))[0]

@@ -182,11 +182,13 @@ def _evaluation_rows(client: Any, run: Any, version: Any, split: dict[str, Any],
     return fs, rows, str(path)
 
 
-def _score(name: str, version: str, rows: pd.DataFrame) -> tuple[Any, np.ndarray]:
+def _score(name: str, version: str, rows: pd.DataFrame) -> tuple[Any, np.ndarray, np.ndarray]:
+    """The registered model, its encoding of `rows` and its probabilities for them."""
     from models.registry import load_tenure_model
 
     model = load_tenure_model(f"models:/{name}/{version}")
-    return model, model.predict_proba(model.encode_frame(rows))
+    X = model.encode_frame(rows)  # noqa: N806
+    return model, X, model.predict_proba(X)
 
 
 def _champion_overlap(client: Any, champion: Any, split: dict[str, Any]) -> str:
@@ -207,13 +209,13 @@ def _champion_overlap(client: Any, champion: Any, split: dict[str, Any]) -> str:
             "so its AUC here is optimistic")
 
 
-def feature_importance(model: TenureModel, rows: pd.DataFrame) -> tuple[dict[str, float], str]:
+def feature_importance(model: TenureModel, X: np.ndarray) -> tuple[dict[str, float], str]:  # noqa: N803
     """Each feature's share of what the model relies on, and the measure: the booster's split gain,
-    or for a model with a linear part (which the gain does not see) the mean |SHAP value| over `rows`."""
+    or for a model with a linear part (which the gain does not see) the mean |SHAP value| over the
+    encoded rows `X`."""
     if model.linear is None:
         value, measure = np.asarray(model.booster.feature_importance("gain"), dtype=np.float64), "gain"
     else:
-        X = model.encode_frame(rows[model.feature_names], strict=False)  # noqa: N806
         value, measure = np.abs(model.contributions(X)[:, :-1]).mean(axis=0), "mean |SHAP|"
     total = float(value.sum())
     return dict(zip(model.feature_names, value / total if total > 0 else value, strict=True)), measure
@@ -251,11 +253,11 @@ def promote(model_name: str, settings: Settings, cfg: PromoteConfig, *, force: b
         tmp = Path(tmp_dir)
         fs, rows, fs_path = _evaluation_rows(client, run, challenger, split, tmp)
         y = rows[fs.label_name].to_numpy().astype(int)
-        model, proba = _score(model_name, challenger.version, rows)
+        model, X, proba = _score(model_name, challenger.version, rows)  # noqa: N806
         champion_proba, note = None, ""
         if champion is not None:
             try:
-                _, champion_proba = _score(model_name, champion.version, rows)
+                _, _, champion_proba = _score(model_name, champion.version, rows)
                 note = _champion_overlap(client, champion, split)
             except (TenureError, OSError, MlflowException) as exc:
                 note = f"champion version {champion.version} cannot score these rows: {exc}"
@@ -267,7 +269,7 @@ def promote(model_name: str, settings: Settings, cfg: PromoteConfig, *, force: b
         raise PromotionError(f"model {model_name} version {challenger.version} carries no task spec "
                              "tiers; cannot tell which predictions count as positive")
     groups = list(spec.get("groups") or fs.group_columns)
-    importance, measure = feature_importance(model, rows)
+    importance, measure = feature_importance(model, X)
     gates, metrics = evaluate_gates(
         y_true=y, challenger_proba=proba, champion_proba=champion_proba, rows=rows, reference=reference,
         features=model.features, group_columns=groups, tiers=tiers, cfg=cfg, champion_note=note,

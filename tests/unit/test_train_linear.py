@@ -189,20 +189,16 @@ def test_promotion_weighs_a_blended_models_features_by_mean_abs_shap_not_the_tre
     """The stability gate checks the features carrying at least 5 % of the model's importance; the
     trees' gain does not see a feature only the regression uses, so a blended model is weighed by
     its SHAP values (which cover both parts)."""
-    import pandas as pd
-
     from training.promote import feature_importance
 
     X, y = _table(1500, seed=11)  # noqa: N806
     flat = X.copy()
     flat[:, 0] = 50.0  # the trees never split on income
     booster = lgb.train(PARAMS, lgb.Dataset(flat, y, categorical_feature=[3]), num_boost_round=40)
-    rows = pd.DataFrame({"income": X[:, 0], "debt": X[:, 1], "noise": X[:, 2],
-                         "region": [None if np.isnan(c) else FEATURES[3]["categories"][int(c)] for c in X[:, 3]]})
-    trees_only, measure = feature_importance(TenureModel(booster=booster, features=FEATURES), rows)
+    trees_only, measure = feature_importance(TenureModel(booster=booster, features=FEATURES), X)
     assert measure == "gain" and trees_only["income"] == 0.0
     blended = TenureModel(booster=booster, features=FEATURES, linear=fit_linear(X, y, FEATURES, {}, 1.0, weight=0.5))
-    share, measure = feature_importance(blended, rows)
+    share, measure = feature_importance(blended, X)
     assert measure == "mean |SHAP|" and sum(share.values()) == pytest.approx(1.0)
     assert share["income"] > 0.05  # gated on PSI like the features the trees use
 
